@@ -1,0 +1,37 @@
+# Two commands on a fresh machine:  `make demo`  (install + run the embedded models)  and  `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt requirements-tools.txt packages/core/pyproject.toml packages/protein/pyproject.toml packages/vision/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-tools.txt -e packages/core -e packages/protein -e packages/vision
+	touch $@
+
+demo: install
+	@echo "== maskzoo text generate (embedded char-level Shakespeare model) =="
+	$(BIN)/maskzoo text generate --prompt "ROMEO:" --length 128 --steps 128 --block-length 32 --seed 0
+	@echo "== maskzoo protein generate (embedded DSM model) =="
+	$(BIN)/maskzoo protein generate --num 3 --length 80 --seed 0
+	@echo "== maskzoo vision caption (embedded captioner on procedural scenes) =="
+	$(PY) apps/caption_folder.py --demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest -p no:cacheprovider
+
+bench: install
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
