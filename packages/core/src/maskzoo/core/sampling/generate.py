@@ -1,0 +1,174 @@
+"""``generate()``: one entry point for every masked-diffusion sampler.
+
+The sequence starts as ``[prompt | mask * gen_length]``. Generated positions are split into semi-autoregressive
+blocks of ``block_length`` (LLaDA, Nie et al. 2025, Sec. 2.4), decoded left to right, each with
+``steps / num_blocks`` steps of the chosen sampler:
+
+==================  ==========================================================================================
+``remasking``       sampler
+==================  ==========================================================================================
+low_confidence      LLaDA: reveal the k_i tokens of highest probability (exactly the reference at T = 0)
+margin / entropy    same loop, confidence = top-2 probability margin / negative entropy
+random              same loop, uniformly random positions
+first_hitting       Zheng et al. 2024: one uniformly random position per step (``steps == gen_length``)
+ancestral           MDLM / MD4 ancestral sampling over ``schedule`` with cached p(x0)
+==================  ==========================================================================================
+
+Mask tokens inside the prompt are filled too (infilling), as part of the first block; with ``gen_length=0`` only
+they are. A prompt without masks gives exactly what LLaDA's reference ``generate()`` gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from maskzoo.core.errors import UserError
+
+from .ancestral import AncestralSampler
+from .confidence import CONFIDENCE_RULES
+from .counts import Span, block_starts
+from .draw import TokenDraw
+from .first_hitting import FirstHittingSampler
+from .model_io import Denoiser, accepts_attention_mask, context_length, model_device, resolve_mask_id, vocab_size
+from .prompts import PromptInput, batch_prompts
+from .remasking import ConfidenceSampler
+from .stopping import rows_finished, trim_after_eos
+
+SAMPLERS: dict[str, Callable[[object | None], object]] = {
+    **{name: (lambda schedule, rule=rule: ConfidenceSampler(rule)) for name, rule in CONFIDENCE_RULES.items()},
+    "first_hitting": lambda schedule: FirstHittingSampler(),
+    "ancestral": lambda schedule: AncestralSampler(schedule),
+}
+
+
+def _check_token(name: str, value: int | None, vocab: int | None) -> None:
+    if value is not None and (value < 0 or (vocab is not None and value >= vocab)):
+        raise UserError(f"{name} {value} is outside the model's vocabulary of {vocab} tokens")
+
+
+def _check_settings(
+    remasking: str, gen_length: int, steps: int, block_length: int, temperature: float,
+    top_k: int | None, top_p: float | None, cfg_scale: float,
+) -> int:
+    """Validate the sampler settings; returns the steps per block."""
+    if remasking not in SAMPLERS:
+        raise UserError(f"unknown remasking {remasking!r}; choose one of {', '.join(SAMPLERS)}")
+    if gen_length < 0:
+        raise UserError(f"gen_length must be >= 0, got {gen_length}")
+    if steps < 1:
+        raise UserError(f"steps must be >= 1, got {steps}")
+    if temperature < 0:
+        raise UserError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise UserError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise UserError(f"top_p must be in (0, 1], got {top_p}")
+    if cfg_scale < 0:
+        raise UserError(f"cfg_scale must be >= 0, got {cfg_scale}")
+    if gen_length == 0:
+        return steps
+    if block_length < 1 or gen_length % block_length:
+        raise UserError(
+            f"gen_length {gen_length} is not a multiple of block_length {block_length} "
+            "(block_length=None uses one block)"
+        )
+    num_blocks = gen_length // block_length
+    if steps % num_blocks:
+        raise UserError(f"steps {steps} is not divisible by the number of blocks {num_blocks} (gen_length / block_length)")
+    if remasking == "first_hitting" and steps != gen_length:
+        raise UserError(f"first_hitting reveals one token per step: steps must equal gen_length ({gen_length})")
+    return steps // num_blocks
+
+
+@torch.no_grad()
+def generate(
+    model: Callable,
+    prompt_ids: PromptInput,
+    gen_length: int = 64,
+    steps: int = 64,
+    block_length: int | None = 64,
+    temperature: float = 0.0,
+    remasking: str = "low_confidence",
+    mask_id: int | None = None,
+    *,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    cfg_scale: float = 0.0,
+    eos_id: int | None = None,
+    pad_id: int | None = None,
+    attention_mask: Tensor | None = None,
+    schedule: object | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Generate ``gen_length`` tokens after each prompt with a masked diffusion model.
+
+    Args:
+        model: callable ``ids [B, L] -> logits [B, L, V]`` (or an output with ``.logits``); it gets
+            ``attention_mask=`` [B, L] when prompts are padded.
+        prompt_ids: [B, P] or [P] LongTensor, or a list of 1-D prompts of different lengths (left-padded).
+        gen_length: number of tokens to generate per row.
+        steps: total sampling steps, split evenly over the blocks.
+        block_length: semi-autoregressive block size (must divide ``gen_length``); None = one block.
+        temperature: 0 = greedy; otherwise float64 Gumbel-max sampling from softmax(logits / T).
+        remasking: sampler name (see the module docstring).
+        mask_id: mask token; defaults to ``model.mask_id`` / ``model.config.mask_token_id``.
+        top_k, top_p: filters applied before sampling (only when ``temperature > 0``).
+        cfg_scale: classifier-free guidance weight (LLaDA style, unconditional = prompt masked).
+        eos_id: stop after the block where every row has produced EOS, and fill each row after its first EOS.
+        pad_id: padding token for prompts of different lengths (and the fill after EOS; default EOS).
+        attention_mask: [B, P] for a padded [B, P] prompt tensor (1 = real token, left padding).
+        schedule: noise schedule for ``remasking="ancestral"`` (None = linear, a name, or a Schedule).
+        generator: torch random generator for reproducible sampling.
+
+    Returns:
+        LongTensor [B, P + gen_length]: the (left-padded) prompts followed by the generated tokens.
+    """
+    if block_length is None:
+        block_length = gen_length
+    steps_per_block = _check_settings(remasking, gen_length, steps, block_length, temperature, top_k, top_p, cfg_scale)
+    mask_id = resolve_mask_id(model, mask_id)
+    vocab = vocab_size(model)
+    for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
+        _check_token(name, value, vocab)
+    if pad_id is not None and pad_id == mask_id:
+        raise UserError(f"pad_id equals mask_id ({mask_id}); padding must not look like a mask")
+
+    fallback = prompt_ids.device if isinstance(prompt_ids, Tensor) else torch.device("cpu")
+    device = model_device(model, fallback)
+    prompt, prompt_mask = batch_prompts(prompt_ids, pad_id, attention_mask, device)  # [B, P], [B, P] | None
+    batch, prompt_len = prompt.shape
+    if prompt.numel() and (int(prompt.min()) < 0 or (vocab is not None and int(prompt.max()) >= vocab)):
+        raise UserError(f"prompt_ids contain token ids outside the model's vocabulary of {vocab} tokens")
+    limit = context_length(model)
+    if limit is not None and prompt_len + gen_length > limit:
+        raise UserError(
+            f"prompt ({prompt_len} tokens) + gen_length ({gen_length}) = {prompt_len + gen_length} tokens "
+            f"exceeds the model's context of {limit}"
+        )
+    if prompt_mask is not None and not accepts_attention_mask(model):
+        raise UserError("prompts of different lengths need a model that accepts attention_mask=")
+
+    x = torch.full((batch, prompt_len + gen_length), mask_id, dtype=torch.long, device=device)  # [B, L]
+    x[:, :prompt_len] = prompt
+    prompt_positions = torch.zeros_like(x, dtype=torch.bool)  # [B, L]
+    prompt_positions[:, :prompt_len] = prompt != mask_id
+    full_mask = None
+    if prompt_mask is not None:
+        full_mask = torch.cat([prompt_mask, torch.ones_like(x[:, prompt_len:])], dim=1)  # [B, L]
+    denoiser = Denoiser(model, full_mask, prompt_positions, mask_id, cfg_scale)
+    draw = TokenDraw(temperature, top_k, top_p, generator)
+    sampler = SAMPLERS[remasking](schedule)
+
+    for b, (start, end) in enumerate(block_starts(prompt_len, gen_length, block_length)):
+        masked_cols = (x[:, :start] == mask_id).any(dim=0).nonzero()  # [n, 1] one sync per block
+        region_start = int(masked_cols[0]) if len(masked_cols) else start
+        span = Span(region_start, region_start if b == 0 else start, start, end)
+        sampler.fill_block(x, denoiser, draw, span, steps_per_block, mask_id)  # type: ignore[attr-defined]
+        if eos_id is not None and end > prompt_len and bool(rows_finished(x, prompt_len, end, eos_id).all()):
+            break
+    if eos_id is not None:
+        trim_after_eos(x, prompt_len, eos_id, eos_id if pad_id is None else pad_id)
+    return x
