@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from maskzoo.core.attention import block_diagonal_mask
 from maskzoo.core.errors import UserError
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
@@ -84,7 +83,7 @@ def test_bidirectional_vs_causal():
         torch.testing.assert_close(ar(ids)[:, :7], ar(later)[:, :7])  # ... unless causal
         assert not torch.allclose(ar(ids)[:, 7:], ar(later)[:, 7:])
     with pytest.raises(UserError, match="no mask token"):
-        ar.mask_id
+        _ = ar.mask_id
 
 
 def test_inputs_embeds_path_equals_ids_path():

@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-
 from maskzoo.core.errors import UserError
 
 __all__ = [

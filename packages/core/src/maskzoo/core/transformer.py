@@ -24,11 +24,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.utils.checkpoint import checkpoint
-
 from maskzoo.core.attention import attention, padding_mask
 from maskzoo.core.errors import UserError
+from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 __all__ = ["DiffusionTransformer", "TransformerConfig"]
 
