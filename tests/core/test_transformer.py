@@ -157,3 +157,13 @@ def test_user_errors():
 def test_config_round_trip():
     cfg = _model(tie_embeddings=True).config
     assert TransformerConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_bfloat16_forward_is_close_to_float32():
+    m = _model()
+    ids = _ids(2, 12)
+    with torch.no_grad():
+        ref = m(ids)
+        low = m.to(torch.bfloat16)(ids)
+    assert low.dtype == torch.bfloat16
+    assert (low.float() - ref).abs().max() < 0.05 * ref.abs().max()

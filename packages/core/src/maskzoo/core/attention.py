@@ -173,8 +173,25 @@ def _xformers(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     return out
 
 
+def _sdpa_causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, L, D]
+
+
+def _xformers_causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    import xformers.ops as xops  # noqa: PLC0415
+
+    return xops.memory_efficient_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=xops.LowerTriangularMask()
+    ).transpose(1, 2)  # [B, H, L, D]
+
+
 Backend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 BACKENDS: dict[str, Backend] = {"sdpa": _sdpa, "eager": _eager, "xformers": _xformers}
+# Kernels with a built-in causal mask (no mask tensor materialised), used for causal attention without a mask.
+_CAUSAL_KERNELS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "sdpa": _sdpa_causal,
+    "xformers": _xformers_causal,
+}
 
 
 @functools.cache
@@ -236,7 +253,7 @@ def attention(
     n_heads, q_len, k_len = q.shape[1], q.shape[2], k.shape[2]
     k = _expand_kv(k, n_heads)  # [B, H, Lk, D]
     v = _expand_kv(v, n_heads)  # [B, H, Lk, D]
-    if causal and mask is None and q_len == k_len and name == "sdpa":
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, Lq, D]
+    if causal and mask is None and q_len == k_len and name in _CAUSAL_KERNELS:
+        return _CAUSAL_KERNELS[name](q, k, v)  # [B, H, Lq, D]
     full = _full_mask(mask, causal, q_len, k_len, q.device)  # [B|1, H|1, Lq, Lk] or None
     return BACKENDS[name](q, k, v, full)

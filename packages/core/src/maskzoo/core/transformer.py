@@ -109,24 +109,24 @@ class RMSNorm(nn.Module):
         return self.weight * xf.to(x.dtype)
 
 
-def rope_cos_sin(
-    position_ids: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin tables [B, 1, L, D] for positions [B, L]: angle_{p,i} = p · theta^(-2i/D), i < D/2, duplicated
-    over both halves (rotate-half layout). Computed in float32."""
+def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 cos/sin tables [B, 1, L, D] for positions [B, L]: angle_{p,i} = p · theta^(-2i/D), i < D/2,
+    duplicated over both halves (rotate-half layout)."""
     inv_freq = 1.0 / theta ** (
         torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim
     )  # [D/2]
     angles = position_ids.float()[..., None] * inv_freq  # [B, L, D/2]
     angles = torch.cat((angles, angles), dim=-1)[:, None]  # [B, 1, L, D]
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    return angles.cos(), angles.sin()
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x_i, x_{i+D/2}) by the position angle: x cos + rotate_half(x) sin."""
-    x1, x2 = x.chunk(2, dim=-1)  # [B, H, L, D/2] each
+    """Rotate pairs (x_i, x_{i+D/2}) by the position angle: x cos + rotate_half(x) sin, in float32 (as LLaDA's
+    ``rope_full_precision``), cast back to the dtype of ``x``."""
+    xf = x.float()  # [B, H, L, D]
+    x1, x2 = xf.chunk(2, dim=-1)  # [B, H, L, D/2] each
     rotated = torch.cat((-x2, x1), dim=-1)  # [B, H, L, D]
-    return x * cos + rotated * sin
+    return (xf * cos + rotated * sin).to(x.dtype)
 
 
 class SelfAttention(nn.Module):
@@ -288,7 +288,7 @@ class DiffusionTransformer(nn.Module):
             position_ids = torch.arange(n, device=x.device)  # [L]
         if position_ids.dim() == 1:
             position_ids = position_ids[None].expand(b, n)  # [B, L]
-        cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, x.dtype)  # [B,1,L,hd]
+        cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)  # [B, 1, L, hd]
 
         use_ckpt = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
