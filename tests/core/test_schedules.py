@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-
 from maskzoo.core.errors import UserError
 from maskzoo.core.schedules import (
     CosineSchedule,
@@ -13,7 +12,13 @@ from maskzoo.core.schedules import (
     get_schedule,
 )
 
-SCHEDULES = [LinearSchedule(), CosineSchedule(), PolynomialSchedule(2), PolynomialSchedule(0.5), LogLinearSchedule(1e-3)]
+SCHEDULES = [
+    LinearSchedule(),
+    CosineSchedule(),
+    PolynomialSchedule(2),
+    PolynomialSchedule(0.5),
+    LogLinearSchedule(1e-3),
+]
 IDS = [repr(s) for s in SCHEDULES]
 T = torch.linspace(0.02, 0.98, 49, dtype=torch.float64)
 

@@ -26,9 +26,8 @@ import operator
 from typing import Protocol
 
 import torch
-from torch import Tensor
-
 from maskzoo.core.errors import UserError
+from torch import Tensor
 
 
 class TimeSampler(Protocol):

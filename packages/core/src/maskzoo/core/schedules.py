@@ -34,9 +34,8 @@ from abc import ABC, abstractmethod
 from typing import TypeVar
 
 import torch
-from torch import Tensor
-
 from maskzoo.core.errors import UserError
+from torch import Tensor
 
 T = TypeVar("T", float, Tensor)
 
