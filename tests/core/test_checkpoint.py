@@ -142,6 +142,29 @@ def test_config_errors_name_the_problem(saved, changes, match):
         load_model(saved)
 
 
+def test_tied_weights_inside_a_wrapper_round_trip(tmp_path, monkeypatch):
+    """A registered wrapper around a tied DiffusionTransformer: stored once, re-tied on load, same logits."""
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, config: TransformerConfig) -> None:
+            super().__init__()
+            self.config = config
+            self.lm = DiffusionTransformer(config)
+
+        def forward(self, ids):
+            return self.lm(ids)
+
+    monkeypatch.setitem(ckpt.ARCHITECTURES, "Wrapper", (Wrapper, TransformerConfig))
+    torch.manual_seed(0)
+    w = Wrapper(TransformerConfig(**{**CONFIG, "tie_embeddings": True})).eval()
+    save_model(w, tmp_path / "w")
+    assert "lm.lm_head.weight" not in _stored_keys(tmp_path / "w")
+    loaded = load_model(tmp_path / "w")
+    assert loaded.lm.lm_head.weight is loaded.lm.embed.weight
+    with torch.no_grad():
+        assert torch.equal(loaded(IDS), w(IDS))
+
+
 def test_register_architecture_allow_list(tmp_path, monkeypatch):
     class Wrapped(DiffusionTransformer):
         pass

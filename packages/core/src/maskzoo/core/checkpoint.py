@@ -143,11 +143,29 @@ def _names(keys: list[str], limit: int = 6) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
+def _tied_groups(model: nn.Module) -> list[list[str]]:
+    """Names sharing one Parameter (e.g. a tied embedding and output head), first name first."""
+    groups: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(p), []).append(name)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _retie(model: nn.Module, groups: list[list[str]]) -> None:
+    """Make every alias point at the first name's Parameter again (``assign=True`` replaced them)."""
+    for first, *aliases in groups:
+        src = model.get_parameter(first)
+        for alias in aliases:
+            owner, _, leaf = alias.rpartition(".")
+            setattr(model.get_submodule(owner) if owner else model, leaf, src)
+
+
 def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: Path, dtype: torch.dtype | None) -> None:
-    """Strict loading: every parameter present with the right shape, nothing else."""
+    """Strict loading: every parameter present with the right shape, nothing else. Tied parameters are stored
+    once, under the first name of the tie (state-dict order), as :func:`save_model` writes them."""
     expected = model.state_dict()
-    tied = getattr(model.config, "tie_embeddings", False)
-    optional = {"lm_head.weight"} if tied else set()
+    groups = _tied_groups(model)
+    optional = {alias for g in groups for alias in g[1:]}
     missing = sorted(set(expected) - set(state) - optional)
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -163,8 +181,7 @@ def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: Path, 
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=False, assign=True)
-    if hasattr(model, "tie_weights"):
-        model.tie_weights()
+    _retie(model, groups)
 
 
 def _build(model_cls: type[nn.Module], config: Any) -> nn.Module:
