@@ -73,5 +73,14 @@ def main(argv: list[str]) -> None:
     trainer.fit()
 
 
+def run_in_process(argv: list[str]) -> None:
+    """``main(argv)`` inside the calling process (restores its torch thread count afterwards)."""
+    threads = torch.get_num_threads()
+    try:
+        main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -27,7 +27,16 @@ from _trainer_toy import SEQ, Toy, make_loss, tokens  # noqa: E402
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(max_steps=10, lr=1e-2, min_lr=1e-3, warmup_steps=2, log_every=5, save_every=5, progress=False)
+    base = dict(
+        max_steps=10,
+        lr=1e-2,
+        min_lr=1e-3,
+        warmup_steps=2,
+        log_every=5,
+        save_every=5,
+        progress=False,
+        device="cpu",
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -282,3 +291,42 @@ def test_random_crop_loader_state_and_shards():
     fresh = RandomCropLoader(toks, 6, 4, seed=1, rank=0, world_size=1)
     fresh.load_state_dict(state)
     assert torch.equal(next(fresh)["input_ids"], nxt)
+
+
+def test_no_clipping_still_logs_the_norm(tmp_path):
+    t = _trainer(tmp_path, _cfg(max_steps=2, grad_clip=0.0, log_every=1))
+    t.fit()
+    assert all(r["grad_norm"] > 0 for r in read_metrics(tmp_path / "metrics.jsonl"))
+
+
+def test_device_and_precision_errors(tmp_path):
+    with pytest.raises(UserError, match="fp16 needs a CUDA device"):
+        _trainer(tmp_path / "a", _cfg(precision="fp16"))
+    with pytest.raises(UserError, match="train device"):
+        _trainer(tmp_path / "b", _cfg(device="tpu7"))
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            _trainer(tmp_path / "c", _cfg(device="cuda"))
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path):
+    t = _trainer(tmp_path, _cfg(precision="bf16", max_steps=5))
+    assert t.fit()["step"] == 5 and t.model.out.weight.dtype == torch.float32  # master weights stay fp32
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_mixed_precision_and_resume(tmp_path, precision):
+    cfg = dict(device="cuda", precision=precision, ema_decay=0.9)
+    full = _trainer(tmp_path / "full", _cfg(**cfg))
+    assert (full.scaler is not None) == (precision == "fp16")
+    full.fit()
+    assert full.model.out.weight.is_cuda and torch.isfinite(full.model.out.weight).all()
+    part = _trainer(tmp_path / "part", _cfg(**cfg))
+    part.config.max_steps = 5
+    part.fit()
+    resumed = _trainer(tmp_path / "part", _cfg(**cfg), resume=True)
+    resumed.fit()
+    for k, v in _params(full.model).items():
+        torch.testing.assert_close(_params(resumed.model)[k], v)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from maskzoo.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,14 @@ def resolve_train_device(name: str, info: DistInfo) -> torch.device:
     """``auto`` -> cuda:LOCAL_RANK when CUDA is available, else cpu; ``cuda`` -> cuda:LOCAL_RANK under torchrun."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train device {name}: CUDA is not available on this machine")
     if name == "cuda":
         return torch.device("cuda", info.local_rank)
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"train device {name!r}: expected auto, cpu, cuda or cuda:N") from None
 
 
 def init_distributed(device: torch.device, backend: str = "auto") -> DistInfo:

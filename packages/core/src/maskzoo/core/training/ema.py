@@ -25,22 +25,17 @@ class EMA:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.model = model
-        self.shadow: dict[str, torch.Tensor] = {
-            name: p.detach().clone().float() for name, p in model.named_parameters() if p.requires_grad
-        }
+        self._named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.shadow: dict[str, torch.Tensor] = {n: p.detach().clone().float() for n, p in self._named}
 
     def _params(self) -> Iterator[tuple[str, nn.Parameter]]:
-        for name, p in self.model.named_parameters():
-            if name in self.shadow:
-                yield name, p
+        return iter(self._named)
 
     @torch.no_grad()
     def update(self) -> None:
         """Move the shadow weights one step towards the current parameters."""
-        names = list(self.shadow)
-        shadows = [self.shadow[n] for n in names]
-        params = dict(self._params())
-        current = [params[n].detach().float() for n in names]
+        shadows = [self.shadow[n] for n, _ in self._named]
+        current = [p.detach().float() for _, p in self._named]
         torch._foreach_lerp_(shadows, current, 1.0 - self.decay)
 
     @contextlib.contextmanager

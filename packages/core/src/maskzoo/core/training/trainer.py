@@ -71,6 +71,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         if device.type != "cuda":
             return None
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError("precision fp16 needs a CUDA device (gradient scaling); use bf16 or fp32 on CPU")
     return _AUTOCAST_DTYPES[precision]
 
 
@@ -110,6 +112,10 @@ class _Window:
         self.updates, self.tokens = 0, 0
         self.sums: dict[str, Any] = {}
         self.t0 = time.perf_counter()
+        self.excluded = 0.0  # seconds spent in eval/checkpointing, left out of tokens/s
+
+    def train_seconds(self) -> float:
+        return max(time.perf_counter() - self.t0 - self.excluded, 1e-9)
 
     def add(self, values: dict[str, Any], tokens: int) -> None:
         self.updates += 1
@@ -176,6 +182,11 @@ class Trainer:
         self._saved_step = -1
         self._t_start = time.perf_counter()
         self.metrics = MetricsLogger(self.run_dir / "metrics.jsonl" if self.is_main else None)
+        if not hasattr(train_data, "state_dict"):
+            warnings.warn(
+                "train_data has no state_dict(): a resumed run restarts the data from its beginning",
+                stacklevel=2,
+            )
 
         if resume:
             self._resume(resume)
@@ -239,8 +250,11 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else float(v))
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        if cfg.grad_clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        else:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            grad_norm = torch.nn.utils.get_total_norm(grads)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -252,9 +266,8 @@ class Trainer:
 
     def _log(self, window: _Window, lr: float, bar: Any) -> None:
         means = ddp.all_reduce_mean(window.means(), self.device)
-        dt = max(time.perf_counter() - window.t0, 1e-9)
         row = {"step": self.step, "loss": means.pop("loss"), "lr": lr, "grad_norm": means.pop("grad_norm")}
-        row["tokens_per_s"] = window.tokens * self.dist.world_size / dt
+        row["tokens_per_s"] = window.tokens * self.dist.world_size / window.train_seconds()
         row["elapsed_s"] = time.perf_counter() - self._t_start
         row.update(means)
         self.metrics.log(row)
@@ -369,10 +382,12 @@ class Trainer:
                 done = self.step == cfg.max_steps
                 if done or (cfg.log_every and self.step % cfg.log_every == 0):
                     self._log(window, lr, bar)
+                t_aside = time.perf_counter()
                 if not done and cfg.eval_every and self.step % cfg.eval_every == 0:
                     self.evaluate()
                 if not done and cfg.save_every and self.step % cfg.save_every == 0:
                     self.save_checkpoint()
+                window.excluded += time.perf_counter() - t_aside
             self.evaluate()
             if self._saved_step != self.step:
                 self.save_checkpoint()
