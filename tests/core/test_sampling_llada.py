@@ -12,6 +12,16 @@ import torch
 from maskzoo.core.sampling import generate, topk_per_row
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The test machine is small and shared: one intra-op thread avoids oversubscription."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 VOCAB, MASK = 24, 23
 
 
@@ -21,7 +31,9 @@ def oracle_generate(model, prompt, attention_mask, steps, gen_length, block_leng
     x = torch.full((batch, plen + gen_length), mask_id, dtype=torch.long)
     x[:, :plen] = prompt
     if attention_mask is not None:
-        attention_mask = torch.cat([attention_mask, torch.ones(batch, gen_length, dtype=attention_mask.dtype)], 1)
+        attention_mask = torch.cat(
+            [attention_mask, torch.ones(batch, gen_length, dtype=attention_mask.dtype)], 1
+        )
     prompt_index = x != mask_id
     num_blocks = gen_length // block_length
     per_block = steps // num_blocks
@@ -55,8 +67,15 @@ def oracle_generate(model, prompt, attention_mask, steps, gen_length, block_leng
 
 def tiny_transformer(seed: int = 0, dtype=torch.float32, init_std: float = 0.5) -> DiffusionTransformer:
     torch.manual_seed(seed)
-    cfg = TransformerConfig(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=2, max_seq_len=64,
-                            mask_token_id=MASK, init_std=init_std)
+    cfg = TransformerConfig(
+        vocab_size=VOCAB,
+        d_model=32,
+        n_layers=2,
+        n_heads=2,
+        max_seq_len=64,
+        mask_token_id=MASK,
+        init_std=init_std,
+    )
     return DiffusionTransformer(cfg).eval().to(dtype)
 
 
@@ -98,7 +117,9 @@ CASES = [  # batch, plen, gen_length, block_length, steps, cfg
 
 
 @pytest.mark.parametrize("batch,plen,gen,block,steps,cfg", CASES)
-@pytest.mark.parametrize("make", [tiny_transformer, Constant, Quantised], ids=["transformer", "constant", "quantised"])
+@pytest.mark.parametrize(
+    "make", [tiny_transformer, Constant, Quantised], ids=["transformer", "constant", "quantised"]
+)
 def test_matches_reference_loop(make, batch, plen, gen, block, steps, cfg):
     model = make()
     prompt = _prompt(batch, plen, seed=batch * 10 + plen)
@@ -138,7 +159,7 @@ def test_row_alone_equals_row_in_padded_batch(cfg):
     width = max(len(p) for p in prompts)
     for b, p in enumerate(prompts):
         alone = generate(model, p, **kw)[0]
-        assert torch.equal(batched[b, width - len(p):], alone), b
+        assert torch.equal(batched[b, width - len(p) :], alone), b
         assert torch.all(batched[b, : width - len(p)] == 0)
 
 

@@ -8,9 +8,9 @@ MDLM (Sahoo et al. 2024, arXiv 2406.07524) and MD4 (Shi et al. 2024, arXiv 2406.
 and an unmasked token is drawn from the denoiser's p(x0_j | x_t) (tokens already decoded stay: "carry-over
 unmasking"). ``alpha`` is the schedule's probability of being clean; the last step reaches ``alpha(0) = 1`` and
 reveals everything left. The denoiser does not take ``t``, so when no token changed since the last model call
-x_t is the same and so is p(x0 | x_t): the cached logits are reused, and the model runs only on the rows that
-changed (MDLM, Sec. 3.3: "caching"). With many steps most steps reveal nothing, so the number of model calls is
-bounded by the number of tokens, not by ``S``.
+x_t is the same and so is p(x0 | x_t): the cached logits are reused (MDLM, Sec. 3.3: "caching"). The model runs
+lazily, only on the rows that changed since their last call and reveal a token now, so a row costs at most one
+row-forward per token it reveals, however large ``S`` is.
 """
 
 from __future__ import annotations
@@ -69,11 +69,16 @@ class AncestralSampler:
             reveal = masked & (u < p_unmask)  # [B, R]
             if not bool(reveal.any()):
                 continue  # x_t unchanged: nothing to compute
-            if bool(stale.all()) or cache is None:
+            need = stale & reveal.any(dim=1)  # [B] rows whose x_t changed and that reveal now
+            if bool(need.all()):
                 cache = denoiser(x)[:, lo:hi]  # [B, R, V]
-            elif bool(stale.any()):
-                rows = stale.nonzero().squeeze(1)  # [b]
-                cache[rows] = denoiser(x[rows], rows)[:, lo:hi]  # [b, R, V]
+            elif bool(need.any()):
+                rows = need.nonzero().squeeze(1)  # [b]
+                fresh = denoiser(x[rows], rows)[:, lo:hi]  # [b, R, V]
+                if cache is None:
+                    cache = fresh.new_empty((x.shape[0], *fresh.shape[1:]))  # [B, R, V]
+                cache[rows] = fresh
+            stale &= ~need
             b, j = reveal.nonzero(as_tuple=True)  # [n], [n]
             region[b, j] = draw(cache[b, j])  # [n]
-            stale = reveal.any(dim=1)  # [B]
+            stale |= reveal.any(dim=1)  # [B]

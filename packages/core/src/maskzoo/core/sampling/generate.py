@@ -23,22 +23,30 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
-
 from maskzoo.core.errors import UserError
+from torch import Tensor
 
 from .ancestral import AncestralSampler
 from .confidence import CONFIDENCE_RULES
 from .counts import Span, block_starts
 from .draw import TokenDraw
 from .first_hitting import FirstHittingSampler
-from .model_io import Denoiser, accepts_attention_mask, context_length, model_device, resolve_mask_id, vocab_size
+from .model_io import (
+    Denoiser,
+    accepts_attention_mask,
+    context_length,
+    model_device,
+    resolve_mask_id,
+    vocab_size,
+)
 from .prompts import PromptInput, batch_prompts
 from .remasking import ConfidenceSampler
 from .stopping import rows_finished, trim_after_eos
 
 SAMPLERS: dict[str, Callable[[object | None], object]] = {
-    **{name: (lambda schedule, rule=rule: ConfidenceSampler(rule)) for name, rule in CONFIDENCE_RULES.items()},
+    **{
+        name: (lambda schedule, rule=rule: ConfidenceSampler(rule)) for name, rule in CONFIDENCE_RULES.items()
+    },
     "first_hitting": lambda schedule: FirstHittingSampler(),
     "ancestral": lambda schedule: AncestralSampler(schedule),
 }
@@ -50,8 +58,14 @@ def _check_token(name: str, value: int | None, vocab: int | None) -> None:
 
 
 def _check_settings(
-    remasking: str, gen_length: int, steps: int, block_length: int, temperature: float,
-    top_k: int | None, top_p: float | None, cfg_scale: float,
+    remasking: str,
+    gen_length: int,
+    steps: int,
+    block_length: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    cfg_scale: float,
 ) -> int:
     """Validate the sampler settings; returns the steps per block."""
     if remasking not in SAMPLERS:
@@ -77,9 +91,13 @@ def _check_settings(
         )
     num_blocks = gen_length // block_length
     if steps % num_blocks:
-        raise UserError(f"steps {steps} is not divisible by the number of blocks {num_blocks} (gen_length / block_length)")
+        raise UserError(
+            f"steps {steps} is not divisible by the number of blocks {num_blocks} (gen_length / block_length)"
+        )
     if remasking == "first_hitting" and steps != gen_length:
-        raise UserError(f"first_hitting reveals one token per step: steps must equal gen_length ({gen_length})")
+        raise UserError(
+            f"first_hitting reveals one token per step: steps must equal gen_length ({gen_length})"
+        )
     return steps // num_blocks
 
 
@@ -128,7 +146,9 @@ def generate(
     """
     if block_length is None:
         block_length = gen_length
-    steps_per_block = _check_settings(remasking, gen_length, steps, block_length, temperature, top_k, top_p, cfg_scale)
+    steps_per_block = _check_settings(
+        remasking, gen_length, steps, block_length, temperature, top_k, top_p, cfg_scale
+    )
     mask_id = resolve_mask_id(model, mask_id)
     vocab = vocab_size(model)
     for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):

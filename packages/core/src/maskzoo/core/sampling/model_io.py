@@ -16,9 +16,8 @@ import inspect
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
-
 from maskzoo.core.errors import UserError
+from torch import Tensor, nn
 
 _CONTEXT_ATTRS = ("max_seq_len", "max_sequence_length", "max_position_embeddings")
 
@@ -39,7 +38,9 @@ def resolve_mask_id(model: object, mask_id: int | None) -> int:
     if mask_id is None:
         mask_id = _attr(model, "mask_id", "mask_token_id")  # type: ignore[assignment]
     if mask_id is None:
-        raise UserError("mask_id is not given and the model has no mask_id or config.mask_token_id; pass mask_id=")
+        raise UserError(
+            "mask_id is not given and the model has no mask_id or config.mask_token_id; pass mask_id="
+        )
     mask_id = int(mask_id)
     vocab = vocab_size(model)
     if mask_id < 0 or (vocab is not None and mask_id >= vocab):
@@ -82,7 +83,9 @@ def as_logits(output: object) -> Tensor:
     logits = getattr(output, "logits", output)
     if not isinstance(logits, Tensor) or logits.dim() != 3:
         got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise UserError(f"the model must return logits [batch, length, vocab] (or .logits); it returned {got}")
+        raise UserError(
+            f"the model must return logits [batch, length, vocab] (or .logits); it returned {got}"
+        )
     return logits
 
 
@@ -117,9 +120,13 @@ class Denoiser:
         logits = as_logits(out)  # [b, L, V]
         if not self.checked:
             if logits.shape[:2] != ids.shape:
-                raise UserError(f"the model returned logits of shape {tuple(logits.shape)} for input {tuple(ids.shape)}")
+                raise UserError(
+                    f"the model returned logits of shape {tuple(logits.shape)} for input {tuple(ids.shape)}"
+                )
             if self.mask_id >= logits.shape[-1]:
-                raise UserError(f"mask_id {self.mask_id} is outside the model's vocabulary of {logits.shape[-1]} tokens")
+                raise UserError(
+                    f"mask_id {self.mask_id} is outside the model's vocabulary of {logits.shape[-1]} tokens"
+                )
             self.checked = True
         return logits
 

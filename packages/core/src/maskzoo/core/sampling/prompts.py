@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
-
 from maskzoo.core.errors import UserError
+from torch import Tensor
 
 PromptInput = Tensor | Sequence[Tensor] | Sequence[Sequence[int]]
 
@@ -24,7 +23,9 @@ def _as_rows(prompt_ids: PromptInput) -> list[Tensor] | Tensor:
         if prompt_ids.dim() == 1:
             return prompt_ids.unsqueeze(0)  # [1, P]
         if prompt_ids.dim() != 2:
-            raise UserError(f"prompt_ids must be [batch, length] or [length]; got shape {tuple(prompt_ids.shape)}")
+            raise UserError(
+                f"prompt_ids must be [batch, length] or [length]; got shape {tuple(prompt_ids.shape)}"
+            )
         return prompt_ids
     rows = [torch.as_tensor(row, dtype=torch.long) for row in prompt_ids]
     if not rows:
@@ -77,7 +78,9 @@ def batch_prompts(
         if attention_mask is not None:
             mask = attention_mask.to(device=ids.device, dtype=torch.long)
             if mask.shape != ids.shape:
-                raise UserError(f"attention_mask shape {tuple(mask.shape)} differs from prompt shape {tuple(ids.shape)}")
+                raise UserError(
+                    f"attention_mask shape {tuple(mask.shape)} differs from prompt shape {tuple(ids.shape)}"
+                )
             if bool((mask[:, 1:] < mask[:, :-1]).any()):
                 raise UserError("attention_mask must describe left padding (0s before 1s in every row)")
         elif pad_id is not None:

@@ -47,7 +47,9 @@ class ConfidenceSampler:
             x0 = draw(logits)  # [B, R]
             score = self.rule(logits, x0, draw.generator)  # [B, R]
             masked = region == mask_id  # [B, R]
-            confidence = torch.full((batch, length), float("-inf"), dtype=score.dtype, device=x.device)  # [B, L]
+            confidence = torch.full(
+                (batch, length), float("-inf"), dtype=score.dtype, device=x.device
+            )  # [B, L]
             confidence[:, lo:hi] = score.masked_fill(~masked, float("-inf"))
             for rows, idx in topk_per_row(confidence, k):  # idx [G, k] all inside [lo, hi)
                 local = idx - lo  # [G, k]
