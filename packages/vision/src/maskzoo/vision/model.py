@@ -1,0 +1,206 @@
+"""The vision-language masked-diffusion model: tower -> projector -> ``inputs_embeds`` of a DiffusionTransformer.
+
+LLaDA-V (You et al. 2025, arXiv 2505.16933) = LLaVA's recipe (Liu et al. 2023) on a masked-diffusion LM:
+
+    F_j = tower(image_j)              [N, C]   patch features of image j at the chosen layer
+    H_j = projector(F_j) (+ newline)  [T, D]   T = N (+1 with LLaDA-V's ``image_newline`` vector)
+    E   = embed(x_t)                  [L, D]   token embeddings of the (partially masked) sequence
+    E[positions of <image> number j]  = H_j    (the prompt holds T placeholder ids per image)
+    logits = LM(inputs_embeds=E)      [L, V]   bidirectional; p_theta(x_0 | x_t, images)
+
+Placeholders are never masked (they are prompt), so every forward of the sampler sees the same image
+features. Several images per prompt fill their placeholder runs in order (row-major over the batch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from maskzoo.core.errors import UserError
+from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
+from maskzoo.vision.projector import build_projector
+from maskzoo.vision.template import DEFAULT_PROMPT
+from maskzoo.vision.towers import TowerConfig, VisionTower, set_trainable
+
+
+@dataclass
+class VisionModelConfig:
+    """Everything that defines a vision-language model (saved as the ``config`` of its checkpoint).
+
+    ``lm``: :class:`~maskzoo.core.transformer.TransformerConfig` fields; ``tower``: :class:`TowerConfig`
+    fields; ``projector``: ``linear`` / ``mlp2x_gelu``; ``image_token_id``: the tokenizer's ``<image>`` id;
+    ``image_newline``: append one learned vector after each image (LLaDA-V ``spatial_unpad``);
+    ``tokenizer``: how to rebuild the tokenizer saved beside the weights; ``template``: chat template name;
+    ``prompt``: default captioning prompt.
+    """
+
+    lm: dict[str, Any]
+    tower: dict[str, Any]
+    projector: str = "mlp2x_gelu"
+    image_token_id: int = 0
+    image_newline: bool = False
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+    template: str = "word"
+    prompt: str = DEFAULT_PROMPT
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VisionModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"vision model config: unknown key(s) {unknown}")
+        if "lm" not in d or "tower" not in d:
+            raise UserError("vision model config: needs 'lm' and 'tower'")
+        return cls(**d)
+
+    # facts the core samplers read through ``model.config`` (see maskzoo.core.sampling.model_io)
+    @property
+    def mask_token_id(self) -> int:
+        return int(self.lm["mask_token_id"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.lm["vocab_size"])
+
+    @property
+    def max_seq_len(self) -> int:
+        return int(self.lm.get("max_seq_len", 1024))
+
+
+def _tower_device() -> contextlib.AbstractContextManager:
+    """Build towers on real memory even under ``torch.device('meta')`` (used by the core's fast loader):
+    towers probe their output shape with a forward pass and some keep non-persistent buffers."""
+    if torch.get_default_device().type == "meta":
+        return torch.device("cpu")
+    return contextlib.nullcontext()
+
+
+class VisionLanguageModel(nn.Module):
+    """``forward(input_ids, pixel_values | image_features, attention_mask) -> logits [B, L, V]``."""
+
+    def __init__(self, config: VisionModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.lm = DiffusionTransformer(TransformerConfig.from_dict(dict(config.lm)))
+        with _tower_device():
+            self.tower = VisionTower(TowerConfig(**config.tower))
+        d = self.lm.config.d_model
+        self.projector = build_projector(config.projector, self.tower.out_dim, d)
+        self.image_newline = nn.Parameter(torch.zeros(d)) if config.image_newline else None
+        if not 0 <= config.image_token_id < self.lm.config.vocab_size:
+            raise UserError(f"image_token_id {config.image_token_id} is outside the vocabulary")
+        set_trainable(self.tower, False)  # frozen unless a training stage unfreezes it
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def mask_id(self) -> int:
+        return self.lm.mask_id
+
+    @property
+    def image_token_id(self) -> int:
+        return self.config.image_token_id
+
+    @property
+    def tokens_per_image(self) -> int:
+        """Placeholder positions one image occupies in the prompt."""
+        return self.tower.num_tokens + (1 if self.image_newline is not None else 0)
+
+    @property
+    def tower_trainable(self) -> bool:
+        return any(p.requires_grad for p in self.tower.parameters())
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.lm.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.lm.gradient_checkpointing = value
+
+    def train(self, mode: bool = True) -> VisionLanguageModel:
+        """A frozen tower stays in eval mode (its batch-norm statistics must not move either)."""
+        super().train(mode)
+        if not self.tower_trainable:
+            self.tower.eval()
+        return self
+
+    def tie_weights(self) -> None:  # called by the core loader after assigning weights
+        self.lm.tie_weights()
+
+    # ------------------------------------------------------------------ images
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixel_values [N, 3, H, W] (preprocessed) -> projected features [N, T, D]."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.tower_trainable):
+            feats = self.tower(pixel_values)  # [N, n, C]
+        h = self.projector(feats)  # [N, n, D]
+        if self.image_newline is not None:
+            nl = self.image_newline.to(h.dtype).expand(h.shape[0], 1, -1)  # [N, 1, D]
+            h = torch.cat([h, nl], dim=1)  # [N, n+1, D]
+        return h
+
+    def embed(self, input_ids: torch.Tensor, image_features: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings [B, L, D] with the image placeholders overwritten by ``image_features`` [N, T, D].
+
+        The k-th run of T placeholders (row-major over the batch) receives image k.
+        """
+        is_image = input_ids == self.config.image_token_id  # [B, L]
+        n_slots = int(is_image.sum())
+        n_feats = 0 if image_features is None else image_features.shape[0] * image_features.shape[1]
+        if n_slots != n_feats:
+            t = self.tokens_per_image
+            raise UserError(
+                f"the prompt has {n_slots // max(t, 1)} <image> placeholder(s) of {t} tokens but "
+                f"{0 if image_features is None else image_features.shape[0]} image(s) were given"
+            )
+        emb = self.lm.embed_tokens(input_ids)  # [B, L, D]
+        if n_slots:
+            feats = image_features.reshape(-1, emb.shape[-1]).to(emb.dtype)  # [N*T, D]
+            emb = emb.masked_scatter(is_image[..., None], feats)  # [B, L, D]
+        return emb
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits [B, L, V]. Give ``pixel_values`` [N, 3, H, W] or precomputed ``image_features`` [N, T, D]
+        (from :meth:`encode_images`) for the N images whose placeholders the prompts hold."""
+        if pixel_values is not None:
+            if image_features is not None:
+                raise ValueError("give pixel_values or image_features, not both")
+            image_features = self.encode_images(pixel_values)  # [N, T, D]
+        emb = self.embed(input_ids, image_features)  # [B, L, D]
+        return self.lm(inputs_embeds=emb, attention_mask=attention_mask)  # [B, L, V]
+
+    def denoiser(self, image_features: torch.Tensor | None):
+        """A callable ``ids [B, L] -> logits`` for :func:`maskzoo.core.generate` that splices the same image
+        features (computed once per batch) into every forward of the sampler."""
+
+        def fn(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+            return self(input_ids, image_features=image_features, attention_mask=attention_mask)
+
+        fn.mask_id = self.mask_id  # type: ignore[attr-defined]
+        fn.vocab_size = self.lm.config.vocab_size  # type: ignore[attr-defined]
+        fn.max_seq_len = self.lm.config.max_seq_len  # type: ignore[attr-defined]
+        return fn
+
+
+def register() -> None:
+    """Put the architecture on the core checkpoint allow-list (so ``maskzoo.core.load_model`` loads it)."""
+    from maskzoo.core.checkpoint import ARCHITECTURES, register_architecture
+
+    if "VisionLanguageModel" not in ARCHITECTURES:
+        register_architecture("VisionLanguageModel", VisionLanguageModel, VisionModelConfig)
+
+
+register()
