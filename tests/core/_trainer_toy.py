@@ -12,10 +12,11 @@ import sys
 import time
 
 import torch
-from maskzoo.core.config import load_config
-from maskzoo.core.training import RandomCropLoader, TrainConfig, Trainer
 from torch import nn
 from torch.nn import functional as F
+
+from maskzoo.core.config import load_config
+from maskzoo.core.training import RandomCropLoader, TrainConfig, Trainer
 
 VOCAB, DIM, SEQ = 16, 8, 8
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from omegaconf import MISSING
+
 from maskzoo.core.config import load_config, merge_overrides, parse_overrides, save_config, to_yaml
 from maskzoo.core.errors import UserError
 from maskzoo.core.training import TrainConfig
-from omegaconf import MISSING
 
 
 @dataclass

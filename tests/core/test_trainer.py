@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+
 from maskzoo.core.errors import UserError
 from maskzoo.core.training import (
     RandomCropLoader,
@@ -330,3 +331,42 @@ def test_cuda_mixed_precision_and_resume(tmp_path, precision):
     resumed.fit()
     for k, v in _params(full.model).items():
         torch.testing.assert_close(_params(resumed.model)[k], v)
+
+
+def test_optimizer_groups_with_lr_scale(tmp_path):
+    torch.manual_seed(0)
+    model = Toy()
+    groups = [
+        {"params": [model.emb.weight], "weight_decay": 0.0, "lr_scale": 0.1},
+        {"params": [model.out.weight, model.out.bias], "weight_decay": 0.0},
+    ]
+    data = RandomCropLoader(tokens(), SEQ, 8, seed=7)
+    t = Trainer(model, make_loss(), data, _cfg(max_steps=3), run_dir=tmp_path, optimizer_groups=groups)
+    t.fit()
+    lrs = [g["lr"] for g in t.optimizer.param_groups]
+    expected = warmup_cosine(2, lr=1e-2, min_lr=1e-3, warmup_steps=2, total_steps=3)
+    assert lrs[1] == pytest.approx(expected) and lrs[0] == pytest.approx(0.1 * expected)
+
+
+class _Tied(Toy):
+    def __init__(self):
+        super().__init__()
+        self.out = torch.nn.Linear(8, 16, bias=False)
+        self.out.weight = self.emb.weight  # tied input/output embeddings
+
+
+def test_tied_weights_checkpoint_and_mismatch(tmp_path):
+    torch.manual_seed(0)
+    data = RandomCropLoader(tokens(), SEQ, 8, seed=7)
+    t = Trainer(_Tied(), make_loss(), data, _cfg(max_steps=5), run_dir=tmp_path)
+    t.fit()
+    fresh = _Tied()
+    ckpt.load_checkpoint(tmp_path / "checkpoints/step_0000005", fresh)
+    assert fresh.out.weight is fresh.emb.weight and torch.equal(fresh.emb.weight, t.model.emb.weight)
+    with pytest.raises(UserError, match="do not fit the model"):
+        ckpt.load_checkpoint(tmp_path / "checkpoints/step_0000005", torch.nn.Embedding(3, 8))
+    wider = _Tied()
+    wider.emb = torch.nn.Embedding(16, 9)  # same names, other shapes
+    wider.out.weight = wider.emb.weight
+    with pytest.raises(UserError, match="do not fit the model.*size mismatch"):
+        ckpt.load_checkpoint(tmp_path / "checkpoints/step_0000005", wider)

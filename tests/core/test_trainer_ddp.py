@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+
 from maskzoo.core.training import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))

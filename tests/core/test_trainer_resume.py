@@ -11,6 +11,7 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
+
 from maskzoo.core.training import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))

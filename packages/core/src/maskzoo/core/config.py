@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from maskzoo.core.errors import UserError
-from maskzoo.core.fileio import atomic_open
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import (
     ConfigAttributeError,
@@ -36,6 +34,9 @@ from omegaconf.errors import (
     OmegaConfBaseException,
     ValidationError,
 )
+
+from maskzoo.core.errors import UserError
+from maskzoo.core.fileio import atomic_open
 
 T = TypeVar("T")
 

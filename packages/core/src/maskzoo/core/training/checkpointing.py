@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors
 import safetensors.torch
 import torch
+from torch import nn
+
 from maskzoo.core.config import save_config
 from maskzoo.core.errors import UserError
 from maskzoo.core.fileio import atomic_dir, atomic_open
-from torch import nn
 
 FORMAT = "maskzoo-train-checkpoint"
 VERSION = 1
@@ -176,14 +178,16 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, device: torch.dev
     meta = json.loads((path / "meta.json").read_text())
     if meta.get("format") != FORMAT:
         raise UserError(f"{path}: not a maskzoo training checkpoint (format {meta.get('format')!r})")
-    try:
-        missing, unexpected = safetensors.torch.load_model(
-            model, str(path / "model.safetensors"), strict=False
-        )
+    weights = path / "model.safetensors"
+    try:  # the header is checked against the file size: a truncated/corrupt file fails here, cheaply
+        with safetensors.safe_open(str(weights), framework="pt") as f:
+            f.keys()
     except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise UserError(
-            f"{path / 'model.safetensors'}: cannot read weights ({str(e).splitlines()[0]})"
-        ) from None
+        raise UserError(f"{weights}: cannot read weights ({str(e).splitlines()[0]})") from None
+    try:
+        missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
+    except RuntimeError as e:  # shape mismatch
+        raise UserError(f"{path}: weights do not fit the model ({str(e).splitlines()[-1].strip()})") from None
     if missing or unexpected:
         raise UserError(f"{path}: weights do not fit the model (missing {missing}, unexpected {unexpected})")
     state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)

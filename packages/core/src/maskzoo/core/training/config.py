@@ -63,6 +63,8 @@ class TrainConfig:
     """tqdm progress bar on stderr (rank 0)"""
     ddp_backend: str = "auto"
     """torch.distributed backend under torchrun: auto (nccl on CUDA, gloo on CPU), gloo, nccl"""
+    ddp_find_unused_parameters: bool = False
+    """set when some trainable parameters may get no gradient in a step (e.g. an optional image branch)"""
 
     def validate(self) -> None:
         """Raise UserError for values no run can use."""

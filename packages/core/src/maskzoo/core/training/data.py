@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-from maskzoo.core.training.ddp import dist_info
 from torch.utils.data import default_collate
+
+from maskzoo.core.training.ddp import dist_info
 
 _MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant (golden ratio) to decorrelate (seed, counter) pairs
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 
 import torch
-from maskzoo.core.training.config import TrainConfig
 from torch import nn
+
+from maskzoo.core.errors import UserError
+from maskzoo.core.training.config import TrainConfig
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_embeddings: bool = True) -> list[dict]:
@@ -39,11 +41,18 @@ def param_groups(model: nn.Module, weight_decay: float, decay_embeddings: bool =
     return [g for g in groups if g["params"]]
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over ``model``'s trainable parameters as configured (fused kernels on CUDA when available)."""
-    groups = param_groups(model, cfg.weight_decay, cfg.decay_embeddings)
+def build_optimizer(
+    model: nn.Module, cfg: TrainConfig, groups: list[dict] | None = None
+) -> torch.optim.AdamW:
+    """AdamW as configured (fused kernels on CUDA) over ``groups`` (default: :func:`param_groups` of ``model``).
+
+    A group may carry ``"lr_scale"``: its learning rate is the schedule's times that factor (e.g. a slower
+    vision tower); ``"weight_decay"`` set in a group overrides ``cfg.weight_decay``.
+    """
+    groups = groups if groups is not None else param_groups(model, cfg.weight_decay, cfg.decay_embeddings)
+    groups = [g for g in groups if g["params"]]
     if not groups:
-        raise ValueError("the model has no trainable parameters")
+        raise UserError("nothing to train: the model has no trainable parameters")
     on_cuda = all(p.is_cuda for g in groups for p in g["params"])
     return torch.optim.AdamW(
         groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps, fused=True if on_cuda else None
@@ -62,7 +71,8 @@ def warmup_cosine(step: int, *, lr: float, min_lr: float, warmup_steps: int, tot
 class WarmupCosineSchedule:
     """Sets the learning rate of every param group before each update; state is the update counter.
 
-    Usage: ``sched.apply(optimizer)`` before ``optimizer.step()``, then ``sched.step()``.
+    Usage: ``sched.apply(optimizer)`` before ``optimizer.step()``, then ``sched.step()``. A param group's
+    ``"lr_scale"`` multiplies its learning rate.
     """
 
     def __init__(self, cfg: TrainConfig):
@@ -80,10 +90,10 @@ class WarmupCosineSchedule:
         )
 
     def apply(self, optimizer: torch.optim.Optimizer) -> float:
-        """Write the current learning rate into ``optimizer`` and return it."""
+        """Write the current learning rate (times each group's ``lr_scale``, default 1) into ``optimizer``."""
         lr = self.current_lr()
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr
 
     def step(self) -> None:

@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
 from maskzoo.core.config import save_config
 from maskzoo.core.errors import UserError
 from maskzoo.core.training import checkpointing as ckpt
@@ -45,8 +48,6 @@ from maskzoo.core.training.config import TrainConfig
 from maskzoo.core.training.ema import EMA
 from maskzoo.core.training.metrics import MetricsLogger, progress_bar
 from maskzoo.core.training.optim import WarmupCosineSchedule, build_optimizer
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, Any]]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -142,9 +143,12 @@ class Trainer:
         run_dir: str | os.PathLike,
         resume: bool | str | os.PathLike = False,
         run_config: Any = None,
+        optimizer_groups: list[dict] | None = None,
     ):
         """``resume``: True = continue from run_dir's newest checkpoint (fresh start if none), a path = that
-        checkpoint. ``run_config``: the full resolved recipe config (saved instead of ``config`` when given)."""
+        checkpoint. ``run_config``: the full resolved recipe config (saved instead of ``config`` when given).
+        ``optimizer_groups``: AdamW param groups (default :func:`~maskzoo.core.training.optim.param_groups`);
+        a group's ``"lr_scale"`` scales the scheduled learning rate for it."""
         config.validate()
         self.config = config
         self.loss_fn, self.eval_fn, self.train_data = loss_fn, eval_fn, train_data
@@ -166,11 +170,13 @@ class Trainer:
         self.model = model
         if self.dist.distributed:
             device_ids = [self.device] if self.device.type == "cuda" else None
-            self.train_model: nn.Module = DistributedDataParallel(model, device_ids=device_ids)
+            self.train_model: nn.Module = DistributedDataParallel(
+                model, device_ids=device_ids, find_unused_parameters=config.ddp_find_unused_parameters
+            )
         else:
             self.train_model = model
 
-        self.optimizer = build_optimizer(model, config)
+        self.optimizer = build_optimizer(model, config, optimizer_groups)
         self.schedule = WarmupCosineSchedule(config)
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
         self.amp_dtype = autocast_dtype(config.precision, self.device)
