@@ -1,0 +1,108 @@
+"""The text area end to end: tokenizer, training recipe, generate/eval commands, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from maskzoo.core.cli import main
+from maskzoo.core.errors import UserError
+from maskzoo.core.text.model import embedded_dir, load_text_model
+from maskzoo.core.text.tokenizer import CharTokenizer
+
+RECIPE = Path(__file__).resolve().parents[2] / "apps" / "recipes" / "text_char_shakespeare.yaml"
+TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.max_seq_len=64", "data.seq_len=32",
+        "data.batch_size=4", "train.max_steps=3", "train.warmup_steps=1", "train.eval_every=0",
+        "train.save_every=2", "eval.windows=2", "eval.num_samples=2", "train.progress=false"]
+
+
+def test_tokenizer_owns_special_ids_and_round_trips():
+    tok = CharTokenizer.from_text("hello world\n")
+    assert tok.chars == "\n dehlorw"
+    assert (tok.pad_id, tok.eos_id, tok.mask_id, tok.vocab_size) == (9, 10, 11, 12)
+    ids = tok.encode("hello")
+    assert tok.decode(ids) == "hello"
+    assert tok.decode([*ids.tolist(), tok.mask_id, tok.eos_id, 0]) == "hello"  # specials dropped, EOS stops
+    assert CharTokenizer.from_json(tok.to_json()) == tok
+    with pytest.raises(UserError, match="'Z'"):
+        tok.encode("Zebra")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("text_run")
+    rc = main(["text", "train", "--config", str(RECIPE), *TINY, f"run_dir={run}", f"export_dir={run / 'model'}"])
+    assert rc == 0
+    return run / "model"
+
+
+def test_train_recipe_writes_a_loadable_model(tiny_model_dir: Path):
+    model, tok = load_text_model(tiny_model_dir)
+    assert model.mask_id == tok.mask_id
+    assert model.config.d_model == 32 and not model.config.causal
+    ids = tok.encode("First Citizen:").unsqueeze(0)  # [1, 14]
+    logits = model(ids)
+    assert logits.shape == (1, 14, tok.vocab_size)
+    meta = json.loads((tiny_model_dir / "config.json").read_text())
+    assert meta["extra"]["objective"] == "diffusion" and meta["extra"]["train_summary"]["step"] == 3
+    metrics = [json.loads(x) for x in (tiny_model_dir.parent / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval/val_bpc" in m for m in metrics)
+
+
+def test_autoregressive_baseline_trains_with_the_same_recipe(tmp_path: Path):
+    rc = main(["text", "train", "--config", str(RECIPE), *TINY, "objective=autoregressive", f"run_dir={tmp_path}",
+               f"export_dir={tmp_path / 'm'}"])
+    assert rc == 0
+    model, _ = load_text_model(tmp_path / "m")
+    assert model.config.causal
+
+
+def test_generate_command_is_repeatable_and_keeps_the_prompt(tiny_model_dir: Path, tmp_path: Path, capsys):
+    args = ["text", "generate", "--checkpoint", str(tiny_model_dir), "--prompt", "ROMEO:", "--length", "16",
+            "--steps", "8", "--block-length", "8", "--temperature", "1.0", "--num", "2", "--seed", "3"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("=== sample 0 ===\nROMEO:") and "\n=== sample 1 ===\nROMEO:" in first
+    assert main([*args, "--out", str(tmp_path / "s.txt")]) == 0
+    assert (tmp_path / "s.txt").read_text() == first
+    assert main([*args, "--jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["sample"] for r in rows] == [0, 1] and all(len(r["text"]) == 6 + 16 for r in rows)
+
+
+def test_eval_command_reports_bits_per_char(tiny_model_dir: Path, capsys):
+    assert main(["text", "eval", "--checkpoint", str(tiny_model_dir), "--seq-len", "32", "--max-windows", "4",
+                 "--num-samples", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    # an almost untrained model: about log2(V) bits, and an upper bound, so never below 0
+    assert 2.0 < result["bits_per_char"] < 9.0 and result["bound"] == "elbo"
+
+
+@pytest.mark.skipif(not (embedded_dir() / "model.safetensors").is_file(), reason="embedded model not built")
+def test_embedded_default_generates_offline(capsys):
+    assert main(["text", "generate", "--prompt", "KING", "--length", "32", "--steps", "32"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("KING") and len(out.rstrip("\n")) == 36
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["text", "generate", "--checkpoint", "/no/such/dir"], "/no/such/dir"),
+        (["text", "generate", "--checkpoint", "@TINY", "--prompt", "x" * 60, "--length", "16"], "context"),
+        (["text", "generate", "--checkpoint", "@TINY", "--prompt", "~~~"], "'~'"),
+        (["text", "train", "--config", str(RECIPE), "train.max_stepz=3"], "max_stepz"),
+        (["text", "train", "--config", "/no/recipe.yaml"], "/no/recipe.yaml"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tiny_model_dir, tmp_path, capsys):
+    args = [str(tiny_model_dir) if a == "@TINY" else a for a in args]
+    out_file = tmp_path / "never.txt"
+    if args[1] == "generate":
+        args += ["--out", str(out_file)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert not out_file.exists()
