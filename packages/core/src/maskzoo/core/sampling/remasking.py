@@ -39,17 +39,17 @@ class ConfidenceSampler:
         region = x[:, lo:hi]  # [B, R] view into x
         counted = x[:, span.count_start : hi] == mask_id  # [B, C]
         counts = transfer_counts(counted.sum(dim=1), steps).tolist()  # [B][S], one sync per block
+        confidence: Tensor | None = None  # [B, L]; -inf outside the region for the whole block
         for i in range(steps):
             k = [row[i] for row in counts]
             if not any(k):
                 continue  # nothing to reveal: the forward call would change nothing
-            logits = denoiser(x)[:, lo:hi]  # [B, R, V]
+            logits = denoiser(x)[:, lo:hi].contiguous()  # [B, R, V]; softmax on a strided slice is slow
             x0 = draw(logits)  # [B, R]
             score = self.rule(logits, x0, draw.generator)  # [B, R]
             masked = region == mask_id  # [B, R]
-            confidence = torch.full(
-                (batch, length), float("-inf"), dtype=score.dtype, device=x.device
-            )  # [B, L]
+            if confidence is None:
+                confidence = torch.full((batch, length), float("-inf"), dtype=score.dtype, device=x.device)
             confidence[:, lo:hi] = score.masked_fill(~masked, float("-inf"))
             for rows, idx in topk_per_row(confidence, k):  # idx [G, k] all inside [lo, hi)
                 local = idx - lo  # [G, k]
