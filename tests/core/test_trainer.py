@@ -370,3 +370,18 @@ def test_tied_weights_checkpoint_and_mismatch(tmp_path):
     wider.out.weight = wider.emb.weight
     with pytest.raises(UserError, match="do not fit the model.*size mismatch"):
         ckpt.load_checkpoint(tmp_path / "checkpoints/step_0000005", wider)
+
+
+def test_loss_metric_is_not_double_counted(tmp_path):
+    def loss_fn(model, batch):
+        loss, metrics = make_loss()(model, batch)
+        return loss, {**metrics, "loss": loss.item(), "num_tokens": 1000}
+
+    torch.manual_seed(0)
+    data = RandomCropLoader(tokens(), SEQ, 8, seed=7)
+    t = Trainer(Toy(), loss_fn, data, _cfg(max_steps=1, log_every=1), run_dir=tmp_path)
+    before = make_loss()(t.model, RandomCropLoader(tokens(), SEQ, 8, seed=7).__next__())[0].item()
+    t.fit()
+    row = read_metrics(tmp_path / "metrics.jsonl")[0]
+    assert row["loss"] == pytest.approx(before, rel=1e-6)
+    assert "num_tokens" not in row

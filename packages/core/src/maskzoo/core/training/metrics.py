@@ -78,6 +78,13 @@ def progress_bar(total: int, initial: int, enabled: bool):
     """A tqdm bar on stderr counting optimizer updates (a silent stand-in when disabled)."""
     from tqdm.auto import tqdm
 
+    interactive = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     return tqdm(
-        total=total, initial=initial, disable=not enabled, file=sys.stderr, unit="step", dynamic_ncols=True
+        total=total,
+        initial=initial,
+        disable=not enabled,
+        file=sys.stderr,
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=0.1 if interactive else 10.0,  # log files get a line every 10 s, not a flood
     )

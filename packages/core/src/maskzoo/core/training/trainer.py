@@ -19,7 +19,8 @@ Contracts:
 
 - ``loss_fn(model, batch) -> (loss: scalar tensor, metrics: dict[str, float | tensor])``. ``model`` is the
   training wrapper (``DistributedDataParallel`` under torchrun): call it, and reach other attributes through
-  :func:`unwrap_model`. A ``"num_tokens"`` metric, if given, is used for tokens/s instead of the batch size.
+  :func:`unwrap_model`. A ``"num_tokens"`` metric, if given, is used for tokens/s instead of the batch size;
+  a ``"loss"`` metric is ignored (the returned loss tensor is what is logged).
 - ``train_data``: an iterable whose iterator yields batches (tensors / dicts / lists of tensors, moved to the
   device here) and which has ``state_dict()``/``load_state_dict()`` (see data.py). Each rank yields its shard.
 - ``eval_fn(model) -> dict[str, float]``: called on rank 0 only with the plain (unwrapped) model in eval mode,
@@ -251,6 +252,8 @@ class Trainer:
             metrics = dict(metrics)
             n = metrics.pop("num_tokens", None)
             tokens += int(n) if n is not None else count_tokens(batch)
+            metrics.pop("loss", None)  # the logged loss is always the returned tensor's
+            metrics.pop("grad_norm", None)
             sums["loss"] = sums.get("loss", 0.0) + loss.detach().float()
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else float(v))
