@@ -249,9 +249,11 @@ def test_gradient_checkpointing_toggle(tmp_path):
 
 
 def test_resume_without_checkpoint_starts_fresh(tmp_path):
-    t = _trainer(tmp_path, _cfg(max_steps=3), resume=True)
+    (tmp_path / "metrics.jsonl").write_text('{"step": 7, "loss": 1.0}\n')  # an earlier try killed early
+    t = _trainer(tmp_path, _cfg(max_steps=3, log_every=1), resume=True)
     assert t.step == 0 and t.resumed_from is None
     assert t.fit()["step"] == 3
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3]
 
 
 def test_resumable_loader_state_and_shards():

@@ -195,14 +195,13 @@ class Trainer:
                 stacklevel=2,
             )
 
+        if not resume and ckpt.list_checkpoints(self.ckpt_root):
+            raise UserError(f"{self.run_dir} already holds checkpoints; resume it or choose another run dir")
         if resume:
             self._resume(resume)
-        else:
-            if ckpt.list_checkpoints(self.ckpt_root):
-                raise UserError(
-                    f"{self.run_dir} already holds checkpoints; resume it or choose another run dir"
-                )
+        if self.resumed_from is None:  # a fresh start: seed, and forget rows of an earlier uncheckpointed try
             ckpt.seed_everything(config.seed + self.dist.rank)
+            self.metrics.truncate_after(-1)
         if self.is_main:
             save_config(self.run_config, self.run_dir / "config.yaml")
 
@@ -338,7 +337,6 @@ class Trainer:
     def _resume(self, resume: bool | str | os.PathLike) -> None:
         path = ckpt.find_latest(self.ckpt_root) if resume is True else Path(resume)
         if path is None:
-            ckpt.seed_everything(self.config.seed + self.dist.rank)
             return
         state = ckpt.load_checkpoint(path, self.model, self.device)
         self.optimizer.load_state_dict(state["optimizer"])
