@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import IO
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open ``path`` for writing so that it appears only when the block finishes without an exception."""
@@ -27,6 +33,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -49,6 +56,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             if child.is_file():
                 with open(child, "rb") as f:
                     os.fsync(f.fileno())
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp creates 0700
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
