@@ -13,7 +13,7 @@ same way with image features in the prompt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -51,6 +51,12 @@ TEMPLATES: dict[str, ChatTemplate] = {
         system_prefix="<|start_header_id|>system<|end_header_id|>\n\n",
     ),
 }
+#: LLaDA-V's ``llava_llada`` conversation: the LLaDA template with its system turn
+TEMPLATES["llava_llada"] = replace(
+    TEMPLATES["llada"], name="llava_llada",
+    system=("You are a helpful language and vision assistant. You are able to understand the visual content that "
+            "the user provides, and assist the user with a variety of tasks using natural language."),
+)
 
 DEFAULT_PROMPT = "<image> describe the image ."
 

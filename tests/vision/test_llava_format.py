@@ -1,0 +1,77 @@
+"""A tiny checkpoint in the published LLaDA-V layout loads strictly and computes what that layout means."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from _vision_fixtures import llada_reference_dir, make_llava_llada_dir, siglip_reference
+from PIL import Image
+
+from maskzoo.core.checkpoint import load_model
+from maskzoo.core.errors import UserError
+from maskzoo.vision.caption import Captioner
+from maskzoo.vision.checkpoint import load_vision_model
+
+
+@pytest.fixture(scope="module")
+def llava_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("llava") / "LLaDA-V-tiny"
+    return path, make_llava_llada_dir(path)
+
+
+def test_loads_and_matches_the_layout_semantics(llava_dir, tmp_path):
+    path, t = llava_dir
+    model, tok = load_vision_model(path)
+    assert model.config.projector == "mlp2x_gelu" and model.image_newline is not None
+    assert model.config.template == "llava_llada"
+    assert tok.mask_id == tok.token_id("<|mdm_mask|>") == model.mask_id
+    pixels = torch.randn(2, 3, 32, 32)
+    # tower: SigLIP (HF semantics) after its last stored layer, i.e. the original penultimate layer
+    ref = siglip_reference(t, pixels)
+    assert torch.allclose(model.tower(pixels), ref, atol=1e-5)
+    # projector mlp2x_gelu then the image_newline vector (spatial_unpad, one view)
+    proj = F.linear(F.gelu(F.linear(ref, t["model.mm_projector.0.weight"], t["model.mm_projector.0.bias"])),
+                    t["model.mm_projector.2.weight"], t["model.mm_projector.2.bias"])
+    proj = torch.cat([proj, t["model.image_newline"].expand(2, 1, -1)], dim=1)
+    assert torch.allclose(model.encode_images(pixels), proj, atol=1e-5)
+    # language model: the same tensors in the original LLaDA layout, read by the core's (reference-checked) loader
+    lm = load_model(llada_reference_dir(t, tmp_path / "llada", tok.vocab_size))
+    ids = torch.randint(0, tok.vocab_size, (2, 12))
+    assert torch.allclose(model.lm(ids), lm(ids), atol=1e-5)
+
+
+def test_captioner_runs_on_it(llava_dir):
+    cap = Captioner.from_pretrained(llava_dir[0])
+    out = cap.caption([Image.new("RGB", (40, 30), (200, 10, 10))], gen_length=8, steps=4, block_length=4)
+    assert isinstance(out[0], str)
+    prompt = cap.prompt
+    assert prompt.startswith("<image>")
+
+
+def test_strict_about_tensors(llava_dir, tmp_path):
+    from safetensors.torch import save_file
+
+    path, t = llava_dir
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in ("config.json", "tokenizer.json"):
+        (bad / f).write_bytes((path / f).read_bytes())
+    (bad / "siglip-tiny").mkdir()
+    (bad / "siglip-tiny" / "config.json").write_bytes((path / "siglip-tiny" / "config.json").read_bytes())
+    save_file({k: v for k, v in t.items() if k != "model.mm_projector.2.bias"}, str(bad / "model.safetensors"))
+    with pytest.raises(UserError, match="missing"):
+        load_vision_model(bad)
+    save_file({**t, "model.surprise.weight": torch.zeros(1)}, str(bad / "model.safetensors"))
+    with pytest.raises(UserError, match="unexpected tensors"):
+        load_vision_model(bad)
+    (bad / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes()[:200])
+    with pytest.raises(UserError, match="corrupt or truncated"):
+        load_vision_model(bad)
+    (bad / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes())
+    cfg = json.loads((path / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**cfg, "rope_scaling": {"type": "linear", "factor": 2}}))
+    with pytest.raises(UserError, match="rope_scaling"):
+        load_vision_model(bad)
