@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
 from maskzoo.core.errors import UserError
 from maskzoo.core.sampling import CONFIDENCE_RULES, SAMPLERS, generate, transfer_counts
 from maskzoo.core.sampling.stopping import trim_after_eos

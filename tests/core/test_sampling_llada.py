@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from maskzoo.core.sampling import generate, topk_per_row
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 

@@ -12,6 +12,7 @@ import itertools
 
 import pytest
 import torch
+
 from maskzoo.core.sampling import TokenDraw, generate
 
 

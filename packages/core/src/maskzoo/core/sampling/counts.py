@@ -51,7 +51,7 @@ class Span:
     end: int
 
 
-def block_starts(prompt_len: int, gen_length: int, block_length: int) -> list[tuple[int, int]]:
+def block_spans(prompt_len: int, gen_length: int, block_length: int) -> list[tuple[int, int]]:
     """Half-open ``(start, end)`` spans of the semi-autoregressive blocks over the generated positions.
 
     A generation of length 0 still has one empty block at the end of the prompt, so masked prompt positions (infilling

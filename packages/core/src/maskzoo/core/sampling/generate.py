@@ -15,20 +15,24 @@ ancestral           MDLM / MD4 ancestral sampling over ``schedule`` with cached 
 ==================  ==========================================================================================
 
 Mask tokens inside the prompt are filled too (infilling), as part of the first block; with ``gen_length=0`` only
-they are. A prompt without masks gives exactly what LLaDA's reference ``generate()`` gives.
+they are. A prompt without masks gives exactly what LLaDA's reference ``generate()`` gives. As in the reference,
+the model's prediction of the mask token itself is not suppressed (a trained model never makes it; an untrained
+one may leave such positions masked, exactly as the reference does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
-from maskzoo.core.errors import UserError
 from torch import Tensor
+
+from maskzoo.core.errors import UserError
 
 from .ancestral import AncestralSampler
 from .confidence import CONFIDENCE_RULES
-from .counts import Span, block_starts
+from .counts import Span, block_spans
 from .draw import TokenDraw
 from .first_hitting import FirstHittingSampler
 from .model_io import (
@@ -43,7 +47,16 @@ from .prompts import PromptInput, batch_prompts
 from .remasking import ConfidenceSampler
 from .stopping import rows_finished, trim_after_eos
 
-SAMPLERS: dict[str, Callable[[object | None], object]] = {
+
+class Sampler(Protocol):
+    """Decodes the masked positions of one block in place."""
+
+    def fill_block(
+        self, x: Tensor, denoiser: Denoiser, draw: TokenDraw, span: Span, steps: int, mask_id: int
+    ) -> None: ...
+
+
+SAMPLERS: dict[str, Callable[[object | None], Sampler]] = {
     **{
         name: (lambda schedule, rule=rule: ConfidenceSampler(rule)) for name, rule in CONFIDENCE_RULES.items()
     },
@@ -182,11 +195,11 @@ def generate(
     draw = TokenDraw(temperature, top_k, top_p, generator)
     sampler = SAMPLERS[remasking](schedule)
 
-    for b, (start, end) in enumerate(block_starts(prompt_len, gen_length, block_length)):
+    for b, (start, end) in enumerate(block_spans(prompt_len, gen_length, block_length)):
         masked_cols = (x[:, :start] == mask_id).any(dim=0).nonzero()  # [n, 1] one sync per block
         region_start = int(masked_cols[0]) if len(masked_cols) else start
         span = Span(region_start, region_start if b == 0 else start, start, end)
-        sampler.fill_block(x, denoiser, draw, span, steps_per_block, mask_id)  # type: ignore[attr-defined]
+        sampler.fill_block(x, denoiser, draw, span, steps_per_block, mask_id)
         if eos_id is not None and end > prompt_len and bool(rows_finished(x, prompt_len, end, eos_id).all()):
             break
     if eos_id is not None:

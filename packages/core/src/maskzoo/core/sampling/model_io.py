@@ -16,8 +16,9 @@ import inspect
 from collections.abc import Callable
 
 import torch
-from maskzoo.core.errors import UserError
 from torch import Tensor, nn
+
+from maskzoo.core.errors import UserError
 
 _CONTEXT_ATTRS = ("max_seq_len", "max_sequence_length", "max_position_embeddings")
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from maskzoo.core.errors import UserError
 from torch import Tensor
+
+from maskzoo.core.errors import UserError
 
 PromptInput = Tensor | Sequence[Tensor] | Sequence[Sequence[int]]
 
