@@ -38,18 +38,24 @@ def encode(seq: str) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ composition
 
 
+def _concat_codes(seqs: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k-mer codes (base 20) of all windows of all sequences, and the sequence index of each; windows with a
+    non-canonical letter or across a sequence boundary are dropped."""
+    if not seqs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    joined = encode("".join(s + "*" for s in seqs))  # '*' -> -1 separates sequences
+    owner = np.repeat(np.arange(len(seqs)), [len(s) + 1 for s in seqs])
+    if len(joined) < k:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(joined, k)  # [N, k]
+    ok = (windows >= 0).all(1)
+    codes = windows[ok] @ (20 ** np.arange(k - 1, -1, -1))
+    return codes, owner[: len(windows)][ok]
+
+
 def kmer_counts(seqs: Sequence[str], k: int) -> np.ndarray:
     """Pooled counts of the 20^k canonical k-mers over ``seqs``."""
-    counts = np.zeros(20**k, dtype=np.int64)
-    for s in seqs:
-        c = encode(s)
-        if len(c) < k:
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(c, k)  # [n-k+1, k]
-        ok = (windows >= 0).all(1)
-        codes = (windows[ok] * (20 ** np.arange(k - 1, -1, -1))).sum(1)
-        counts += np.bincount(codes, minlength=20**k)
-    return counts
+    return np.bincount(_concat_codes(seqs, k)[0], minlength=20**k).astype(np.int64)
 
 
 def _entropy_bits(p: np.ndarray) -> float:
@@ -171,34 +177,25 @@ class NearestNeighbour:
     """Nearest training sequence by alignment identity, among the top 3-mer-sharing candidates."""
 
     def __init__(self, train: Sequence[str], candidates: int = 5) -> None:
-        import torch
-
         self.train = list(train)
         self.candidates = candidates
-        rows, cols = [], []
-        for r, s in enumerate(self.train):
-            codes = np.unique(self._kmers(s))
-            rows.extend([r] * len(codes))
-            cols.extend(codes.tolist())
-        idx = torch.tensor([rows, cols], dtype=torch.long)
-        self.matrix = torch.sparse_coo_tensor(idx, torch.ones(len(rows)), (len(self.train), 8000)).coalesce()
+        self.matrix = self._presence(self.train)  # [N_train, 8000] sparse 0/1
 
     @staticmethod
-    def _kmers(s: str) -> np.ndarray:
-        c = encode(s)
-        if len(c) < 3:
-            return np.zeros(0, dtype=np.int64)
-        w = np.lib.stride_tricks.sliding_window_view(c, 3)
-        w = w[(w >= 0).all(1)]
-        return (w * np.array([400, 20, 1])).sum(1)
+    def _presence(seqs: Sequence[str]):
+        import torch
+
+        codes, owner = _concat_codes(seqs, 3)
+        idx = torch.from_numpy(np.stack([owner, codes]))
+        m = torch.sparse_coo_tensor(idx, torch.ones(len(codes)), (len(seqs), 8000), check_invariants=False)
+        m = m.coalesce()  # duplicate k-mers summed
+        return torch.sparse_coo_tensor(m.indices(), m.values().clamp(max=1.0), m.shape, is_coalesced=True, check_invariants=False)
 
     def max_identity(self, queries: Sequence[str]) -> list[float]:
         import torch
 
-        q = torch.zeros(8000, len(queries))
-        for j, s in enumerate(queries):
-            q[np.unique(self._kmers(s)), j] = 1.0
-        shared = torch.sparse.mm(self.matrix, q)  # [N_train, Q]
+        q = self._presence(queries).to_dense().T  # [8000, Q]
+        shared = torch.sparse.mm(self.matrix, q)  # [N_train, Q] shared 3-mers
         top = shared.topk(min(self.candidates, len(self.train)), dim=0).indices  # [c, Q]
         return [max(identity(s, self.train[int(i)]) for i in top[:, j]) for j, s in enumerate(queries)]
 
@@ -249,9 +246,10 @@ def compare_sets(
     pool = train if train is not None else reference
     crops = natural_crops(pool, lengths, seed)
     out: dict = {"generated": sequence_stats(generated), "natural_crops": sequence_stats(crops)}
+    ref_counts = {k: kmer_counts(reference, k) for k in (1, 2, 3)}
     for name, seqs in (("generated", generated), ("natural_crops", crops)):
         for k in (1, 2, 3):
-            out[name][f"jsd_{k}mer"] = kmer_jsd(seqs, reference, k)
+            out[name][f"jsd_{k}mer"] = jsd(kmer_counts(seqs, k), ref_counts[k])
         out[name]["diversity_mean_pairwise_identity"] = mean_pairwise_identity(seqs, max_pairs, seed)
     out["lengths"] = {"generated": length_stats(generated), "reference": length_stats(reference),
                       "ks_statistic": ks_statistic(lengths, [len(s) for s in reference])}  # fmt: skip
