@@ -46,26 +46,33 @@ def make_joint() -> torch.Tensor:
     return torch.softmax(logits, 0)
 
 
+def exact_conditionals(joint: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """logits[b, i, v] = log p(x_i = v | unmasked tokens of ids[b]) under ``joint``; ids [B, 3] -> [B, 3, 4]."""
+    known = ids != MASK  # [B, 3]
+    agree = (SEQS[None] == ids[:, None]) | ~known[:, None]  # [B, 27, 3]
+    weight = joint[None] * agree.all(-1)  # [B, 27]
+    onehot = torch.nn.functional.one_hot(SEQS, TOKENS).double()  # [27, 3, 3]
+    cond = torch.einsum("bs,siv->biv", weight, onehot)  # [B, 3, 3]
+    cond = cond / cond.sum(-1, keepdim=True)
+    logits = torch.full((*ids.shape, TOKENS + 1), float("-inf"), dtype=torch.float64)
+    logits[..., :TOKENS] = cond.log()  # the mask token has probability 0
+    return logits
+
+
 class OracleDenoiser:
-    """Exact conditionals of ``joint``: logits[b, i, v] = log p(x_i = v | unmasked tokens of row b)."""
+    """Exact conditionals of ``joint``, looked up from a table over the 4^3 partially masked states."""
 
     mask_id = MASK
 
     def __init__(self, joint: torch.Tensor):
-        self.joint = joint  # [27]
+        states = torch.tensor(list(itertools.product(range(TOKENS + 1), repeat=LENGTH)))  # [64, 3]
+        self.table = exact_conditionals(joint, states)  # [64, 3, 4]
         self.calls = 0
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        known = ids != MASK  # [B, 3]
-        agree = (SEQS[None] == ids[:, None]) | ~known[:, None]  # [B, 27, 3]
-        weight = self.joint[None] * agree.all(-1)  # [B, 27]
-        onehot = torch.nn.functional.one_hot(SEQS, TOKENS).double()  # [27, 3, 3]
-        cond = torch.einsum("bs,siv->biv", weight, onehot)  # [B, 3, 3]
-        cond = cond / cond.sum(-1, keepdim=True)
-        logits = torch.full((*ids.shape, TOKENS + 1), float("-inf"), dtype=torch.float64)
-        logits[..., :TOKENS] = cond.log()
-        return logits  # [B, 3, 4]
+        code = (ids * torch.tensor([16, 4, 1])).sum(1)  # [B] base-4 state index
+        return self.table[code]  # [B, 3, 4]
 
 
 def sequence_counts(out: torch.Tensor) -> torch.Tensor:
@@ -153,3 +160,11 @@ def test_top_p_keeps_the_nucleus_renormalised():
 def test_greedy_is_argmax_and_ignores_filters():
     draw = TokenDraw(temperature=0.0, top_k=1, top_p=0.1)
     assert int(draw(LOGITS)) == 3
+
+
+def test_oracle_conditionals_are_the_joint_marginals_when_all_masked():
+    joint = make_joint()
+    logits = OracleDenoiser(joint)(torch.full((1, LENGTH), MASK))  # [1, 3, 4]
+    for i in range(LENGTH):
+        marginal = torch.zeros(TOKENS, dtype=torch.float64).index_add_(0, SEQS[:, i], joint)
+        torch.testing.assert_close(logits[0, i, :TOKENS].exp(), marginal)

@@ -7,12 +7,13 @@
 - :mod:`.first_hitting` the first-hitting sampler; :mod:`.ancestral` MDLM/MD4 ancestral sampling with caching
 - :mod:`.model_io` model calls, padding masks, classifier-free guidance; :mod:`.prompts` prompt batching
 - :mod:`.stopping` EOS stopping and trimming
+- :mod:`.api` the public :func:`generate` (validation, prompt batching, blocks, dispatch by name)
 """
 
+from .api import SAMPLERS, generate
 from .confidence import CONFIDENCE_RULES, topk_per_row
 from .counts import transfer_counts
 from .draw import TokenDraw, gumbel_argmax, top_k_filter, top_p_filter
-from .generate import SAMPLERS, generate
 
 __all__ = [
     "CONFIDENCE_RULES",

@@ -9,8 +9,9 @@ and an unmasked token is drawn from the denoiser's p(x0_j | x_t) (tokens already
 unmasking"). ``alpha`` is the schedule's probability of being clean; the last step reaches ``alpha(0) = 1`` and
 reveals everything left. The denoiser does not take ``t``, so when no token changed since the last model call
 x_t is the same and so is p(x0 | x_t): the cached logits are reused (MDLM, Sec. 3.3: "caching"). The model runs
-lazily, only on the rows that changed since their last call and reveal a token now, so a row costs at most one
-row-forward per token it reveals, however large ``S`` is.
+lazily, only when a row that reveals a token now has changed since the last call, so the number of calls is at
+most the number of steps that reveal something, however large ``S`` is. It always runs on the whole batch: a
+model closing over per-row context (image features, say) sees the rows it was built for.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class AncestralSampler:
         region = x[:, lo:hi]  # [B, R] view into x
         alphas = schedule_alphas(self.schedule, steps)
         cache: Tensor | None = None  # [B, R, V] p(x0 | x_t) logits of the last call
-        stale = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)  # [B] rows changed since that call
+        stale = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)  # [B] rows changed since that call
         for i in range(steps):
             a_t, a_s = alphas[i], alphas[i + 1]
             masked = region == mask_id  # [B, R]
@@ -69,16 +70,9 @@ class AncestralSampler:
             reveal = masked & (u < p_unmask)  # [B, R]
             if not bool(reveal.any()):
                 continue  # x_t unchanged: nothing to compute
-            need = stale & reveal.any(dim=1)  # [B] rows whose x_t changed and that reveal now
-            if bool(need.all()):
+            if cache is None or bool((stale & reveal.any(dim=1)).any()):  # a row revealing now has changed
                 cache = denoiser(x)[:, lo:hi]  # [B, R, V]
-            elif bool(need.any()):
-                rows = need.nonzero().squeeze(1)  # [b]
-                fresh = denoiser(x[rows], rows)[:, lo:hi]  # [b, R, V]
-                if cache is None:
-                    cache = fresh.new_empty((x.shape[0], *fresh.shape[1:]))  # [B, R, V]
-                cache[rows] = fresh
-            stale &= ~need
+                stale.zero_()
             b, j = reveal.nonzero(as_tuple=True)  # [n], [n]
             region[b, j] = draw(cache[b, j])  # [n]
             stale |= reveal.any(dim=1)  # [B]

@@ -91,7 +91,7 @@ def as_logits(output: object) -> Tensor:
 
 
 class Denoiser:
-    """``denoiser(x [b, L], rows [b] | None) -> logits [b, L, V]``: one model call per use, guidance included.
+    """``denoiser(x [B, L]) -> logits [B, L, V]``: one model call per use, guidance included.
 
     Args:
         model: the callable.
@@ -131,16 +131,13 @@ class Denoiser:
             self.checked = True
         return logits
 
-    def __call__(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
-        """Logits for ``x`` [b, L]; ``rows`` [b] says which rows of the full batch ``x`` holds (None: all)."""
-        attn = self.attention_mask
-        if attn is not None and rows is not None:
-            attn = attn[rows]  # [b, L]
+    def __call__(self, x: Tensor) -> Tensor:
+        """Logits [B, L, V] for the whole batch ``x`` [B, L] (guided when ``cfg_scale > 0``)."""
         if self.cfg_scale == 0.0:
-            return self._call(x, attn)  # [b, L, V]
-        prompt = self.prompt_positions if rows is None else self.prompt_positions[rows]  # [b, L]
-        uncond = x.masked_fill(prompt, self.mask_id)  # [b, L]
-        both_attn = None if attn is None else torch.cat([attn, attn], dim=0)  # [2b, L]
-        both = self._call(torch.cat([x, uncond], dim=0), both_attn)  # [2b, L, V]
-        cond_logits, uncond_logits = torch.chunk(both, 2, dim=0)  # [b, L, V] each
-        return uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)  # [b, L, V]
+            return self._call(x, self.attention_mask)  # [B, L, V]
+        uncond = x.masked_fill(self.prompt_positions, self.mask_id)  # [B, L]
+        attn = self.attention_mask
+        both_attn = None if attn is None else torch.cat([attn, attn], dim=0)  # [2B, L]
+        both = self._call(torch.cat([x, uncond], dim=0), both_attn)  # [2B, L, V]
+        cond_logits, uncond_logits = torch.chunk(both, 2, dim=0)  # [B, L, V] each
+        return uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)  # [B, L, V]

@@ -1,4 +1,4 @@
-"""``generate()``: one entry point for every masked-diffusion sampler.
+"""``generate()``: one entry point for every masked-diffusion sampler (re-exported as ``maskzoo.core.sampling.generate``).
 
 The sequence starts as ``[prompt | mask * gen_length]``. Generated positions are split into semi-autoregressive
 blocks of ``block_length`` (LLaDA, Nie et al. 2025, Sec. 2.4), decoded left to right, each with
