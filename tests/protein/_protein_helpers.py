@@ -10,14 +10,20 @@ import torch
 DATA = Path(__file__).resolve().parents[2] / "packages" / "protein" / "src" / "maskzoo" / "protein" / "data"
 
 
-def make_fair_esm(num_layers: int = 2, embed_dim: int = 32, heads: int = 4, seed: int = 0, token_dropout: bool = True):
+def make_fair_esm(
+    num_layers: int = 2, embed_dim: int = 32, heads: int = 4, seed: int = 0, token_dropout: bool = True
+):
     """A randomly initialised fair-esm ESM2 (the installed reference implementation) with non-trivial biases."""
     import esm
 
     torch.manual_seed(seed)
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
     ref = esm.model.esm2.ESM2(
-        num_layers=num_layers, embed_dim=embed_dim, attention_heads=heads, alphabet=alphabet, token_dropout=token_dropout
+        num_layers=num_layers,
+        embed_dim=embed_dim,
+        attention_heads=heads,
+        alphabet=alphabet,
+        token_dropout=token_dropout,
     )
     with torch.no_grad():  # fair-esm zero-initialises some biases / LayerNorms: randomise everything
         for p in ref.parameters():

@@ -20,7 +20,18 @@ def _fasta_out(capsys):
 
 
 def test_generate_unconditional_is_seeded_and_canonical(tiny_dsm_dir, capsys):
-    args = ["protein", "generate", "--checkpoint", str(tiny_dsm_dir), "--num", "3", "--length", "10-12", "--seed", "7"]
+    args = [
+        "protein",
+        "generate",
+        "--checkpoint",
+        str(tiny_dsm_dir),
+        "--num",
+        "3",
+        "--length",
+        "10-12",
+        "--seed",
+        "7",
+    ]
     assert main(args) == 0
     seqs, text = _fasta_out(capsys)
     assert len(seqs) == 3 and all(10 <= len(s) <= 12 and set(s) <= set(CANONICAL) for s in seqs)
@@ -36,11 +47,33 @@ def test_generate_template_motif_binder_and_out_file(tiny_dsm_dir, capsys, tmp_p
                  "--steps", "3"]) == 0  # fmt: skip
     seqs, _ = _fasta_out(capsys)
     assert all(len(s) == 7 and s.startswith("MK") and s.endswith("GL") for s in seqs)
-    assert main(["protein", "generate", *ck, "--num", "2", "--length", "12", "--motif", "WWW@3", "--motif", "CC"]) == 0
+    assert (
+        main(
+            ["protein", "generate", *ck, "--num", "2", "--length", "12", "--motif", "WWW@3", "--motif", "CC"]
+        )
+        == 0
+    )
     seqs, _ = _fasta_out(capsys)
     assert all(s[2:5] == "WWW" and "CC" in s and len(s) == 12 for s in seqs)
     out = tmp_path / "binders.fasta"
-    assert main(["protein", "generate", *ck, "--num", "2", "--length", "5", "--target", "MKTAYIAK", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "protein",
+                "generate",
+                *ck,
+                "--num",
+                "2",
+                "--length",
+                "5",
+                "--target",
+                "MKTAYIAK",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     recs = read_fasta(out)
     assert [len(r.seq) for r in recs] == [5, 5]
 
@@ -52,7 +85,21 @@ def test_embed_formats(tiny_dsm_dir, tmp_path, ext):
     fasta = tmp_path / "in.fasta"
     fasta.write_text(">a\nMKTAYIAK\n>b\nGSHM\n")
     out = tmp_path / f"emb{ext}"
-    assert main(["protein", "embed", str(fasta), "--checkpoint", str(tiny_dsm_dir), "--out", str(out), "--per-residue"]) == 0
+    assert (
+        main(
+            [
+                "protein",
+                "embed",
+                str(fasta),
+                "--checkpoint",
+                str(tiny_dsm_dir),
+                "--out",
+                str(out),
+                "--per-residue",
+            ]
+        )
+        == 0
+    )
     e = load_embeddings(out)
     assert e.ids == ["a", "b"] and tuple(e.mean.shape) == (2, 32)
     assert e.residues(0).shape == (8, 32) and e.residues(1).shape == (4, 32)

@@ -8,12 +8,11 @@ import pickle
 
 import pytest
 import torch
+from _protein_helpers import fair_esm_checkpoint_dict, make_fair_esm
 
 from maskzoo.core.errors import UserError
 from maskzoo.protein.alphabet import get_alphabet
 from maskzoo.protein.checkpoints import load_dsm_dir, load_fair_esm, load_model, save_dsm
-
-from _protein_helpers import fair_esm_checkpoint_dict, make_fair_esm
 
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLE", "MVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTKTYFPHF"]
 

@@ -70,16 +70,25 @@ def test_training_run_and_resume(tmp_path):
               f"data.train={fasta}", f"data.valid={fasta}", "data.crop_len=24", "data.max_tokens=80",
               "data.num_valid=4", "train.max_steps=6", "train.warmup_steps=1", "train.save_every=3",
               "train.eval_every=0", "train.log_every=1", "train.progress=false", "threads=1"]  # fmt: skip
-    full = load_config(ProteinTrainRecipe, None, common + [f"run_dir={tmp_path / 'a'}", f"export={tmp_path / 'a_model'}"])
+    full = load_config(
+        ProteinTrainRecipe, None, common + [f"run_dir={tmp_path / 'a'}", f"export={tmp_path / 'a_model'}"]
+    )
     res = run_training(full)
     assert res["step"] == 6 and "eval/val_elbo_bits" in res
     # a run "killed" after its step-3 checkpoint: only that checkpoint survives; resume it to the end
     import shutil
 
-    shutil.copytree(tmp_path / "a" / "checkpoints" / "step_0000003", tmp_path / "b" / "checkpoints" / "step_0000003")
-    rest = load_config(ProteinTrainRecipe, None, common + [f"run_dir={tmp_path / 'b'}", f"export={tmp_path / 'b_model'}"])
+    shutil.copytree(
+        tmp_path / "a" / "checkpoints" / "step_0000003", tmp_path / "b" / "checkpoints" / "step_0000003"
+    )
+    rest = load_config(
+        ProteinTrainRecipe, None, common + [f"run_dir={tmp_path / 'b'}", f"export={tmp_path / 'b_model'}"]
+    )
     run_training(rest, resume=True)
-    wa, wb = load_file(tmp_path / "a_model" / "model.safetensors"), load_file(tmp_path / "b_model" / "model.safetensors")
+    wa, wb = (
+        load_file(tmp_path / "a_model" / "model.safetensors"),
+        load_file(tmp_path / "b_model" / "model.safetensors"),
+    )
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -91,7 +100,9 @@ def _pairs(n, seed):
     rows = []
     for _ in range(n):
         t_alpha, b_alpha = r.choice(list(FAMILIES.items()))
-        rows.append(("".join(r.choice(t_alpha) for _ in range(6)), "".join(r.choice(b_alpha) for _ in range(4))))
+        rows.append(
+            ("".join(r.choice(t_alpha) for _ in range(6)), "".join(r.choice(b_alpha) for _ in range(4)))
+        )
     return rows
 
 

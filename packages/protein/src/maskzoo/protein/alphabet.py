@@ -68,9 +68,7 @@ class ProteinAlphabet:
         table = self._letter_to_id
         for i, a in enumerate(s):
             if a not in table:
-                raise UserError(
-                    f"{name}: invalid residue {a!r} at position {i + 1} (allowed: {ACCEPTED})"
-                )
+                raise UserError(f"{name}: invalid residue {a!r} at position {i + 1} (allowed: {ACCEPTED})")
         return s
 
     def residue_ids(self, seq: str, name: str = "sequence") -> list[int]:

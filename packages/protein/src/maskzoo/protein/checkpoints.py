@@ -46,7 +46,10 @@ def safe_torch_load(path: str | Path) -> object:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         detail = str(e).strip().splitlines()
-        why = next((ln.strip() for ln in detail if "Unsupported" in ln or "global" in ln.lower()), detail[0] if detail else "")
+        why = next(
+            (ln.strip() for ln in detail if "Unsupported" in ln or "global" in ln.lower()),
+            detail[0] if detail else "",
+        )
         raise UserError(f"{path}: refused to unpickle checkpoint ({why[:200]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -77,7 +80,9 @@ def config_from_fair_esm(data: Mapping, path: Path) -> ESM2Config:
         raise UserError(f"{path}: ESM-2 cfg is missing {', '.join(missing)}")
     td = _cfg_get(model_cfg, "token_dropout")
     try:
-        return ESM2Config(**{k: int(v) for k, v in fields.items()}, token_dropout=bool(td if td is not None else True))
+        return ESM2Config(
+            **{k: int(v) for k, v in fields.items()}, token_dropout=bool(td if td is not None else True)
+        )
     except (TypeError, ValueError) as e:
         raise UserError(f"{path}: invalid ESM-2 cfg ({e})") from None
 
@@ -85,7 +90,9 @@ def config_from_fair_esm(data: Mapping, path: Path) -> ESM2Config:
 def _load_state(model: ESM2, state: Mapping[str, torch.Tensor], path: Path) -> None:
     """Strict load (tied ``lm_head.weight`` may be absent); mismatches become one UserError line."""
     state = dict(state)
-    if _TIED_KEY in state and not torch.equal(state[_TIED_KEY], state.get("embed_tokens.weight", state[_TIED_KEY])):
+    if _TIED_KEY in state and not torch.equal(
+        state[_TIED_KEY], state.get("embed_tokens.weight", state[_TIED_KEY])
+    ):
         raise UserError(f"{path}: lm_head.weight differs from embed_tokens.weight (ESM-2 ties them)")
     state.setdefault(_TIED_KEY, state.get("embed_tokens.weight", torch.empty(0)))
     for k, v in state.items():
@@ -103,7 +110,9 @@ def _load_state(model: ESM2, state: Mapping[str, torch.Tensor], path: Path) -> N
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        line = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
+        line = next(
+            (ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0]
+        )
         raise UserError(f"{path}: {line[:240]}") from None
 
 
@@ -143,7 +152,8 @@ def save_dsm(model: ESM2, directory: str | Path, extra: dict | None = None) -> P
 
 def load_dsm_dir(directory: str | Path, dtype: torch.dtype | None = torch.float32) -> ESM2:
     """An :class:`ESM2` from a maskzoo directory (weights cast to ``dtype``; float32 by default)."""
-    from maskzoo.core.checkpoint import load_model as core_load, read_config
+    from maskzoo.core.checkpoint import load_model as core_load
+    from maskzoo.core.checkpoint import read_config
 
     register()
     meta = read_config(directory)

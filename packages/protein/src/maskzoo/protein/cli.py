@@ -23,18 +23,31 @@ def register(areas: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("train", help="train a DSM model from a YAML recipe")
     p.add_argument("--config", default=DEFAULT_RECIPE, help=f"YAML recipe (default {DEFAULT_RECIPE})")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 data.crop_len=128")
-    p.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
+    p.add_argument(
+        "overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 data.crop_len=128"
+    )
+    p.add_argument(
+        "--no-resume", action="store_true", help="start over even if the run directory has a checkpoint"
+    )
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("generate", help="generate protein sequences (FASTA)")
     _model_option(p)
     p.add_argument("--num", type=int, default=10, help="number of sequences")
-    p.add_argument("--length", default="150",
-                   help="N, A-B (uniform), natural (PDB training lengths) or fasta:PATH; binder length with --target")
-    p.add_argument("--template", default=None, help="fill a template: fixed residues, '_' = generate (MKT___GGL)")
-    p.add_argument("--motif", action="append", default=[],
-                   help="motif scaffolding: SEQ[@POS] (1-based start; random when omitted); repeatable")
+    p.add_argument(
+        "--length",
+        default="150",
+        help="N, A-B (uniform), natural (PDB training lengths) or fasta:PATH; binder length with --target",
+    )
+    p.add_argument(
+        "--template", default=None, help="fill a template: fixed residues, '_' = generate (MKT___GGL)"
+    )
+    p.add_argument(
+        "--motif",
+        action="append",
+        default=[],
+        help="motif scaffolding: SEQ[@POS] (1-based start; random when omitted); repeatable",
+    )
     p.add_argument("--target", default=None, help="binder design: target sequence or one-record FASTA")
     _sampler_options(p)
     p.add_argument("--out", default=None, help="FASTA output file (default: stdout)")
@@ -58,8 +71,12 @@ def register(areas: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", required=True, help="CSV/TSV with a mutant column (A24C or A24C:G30T)")
     p.add_argument("--mutation-col", default="mutant", help="column holding the mutants (default: mutant)")
     p.add_argument("--score-col", default="score", help="name of the added column (default: score)")
-    p.add_argument("--offset-idx", type=int, default=1,
-                   help="number of the first residue in the mutant strings (default 1: 1-based)")
+    p.add_argument(
+        "--offset-idx",
+        type=int,
+        default=1,
+        help="number of the first residue in the mutant strings (default 1: 1-based)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", default=None, help="output CSV (default: stdout)")
     add_common_options(p)
@@ -67,8 +84,12 @@ def register(areas: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("evaluate", help="compare generated sequences with natural ones; report with plots")
     p.add_argument("fasta", help="generated sequences (FASTA)")
-    p.add_argument("--reference", default=None, help="natural sequences (default: packaged held-out PDB chains)")
-    p.add_argument("--train", default=None, help="training set for novelty (default: packaged PDB train chains)")
+    p.add_argument(
+        "--reference", default=None, help="natural sequences (default: packaged held-out PDB chains)"
+    )
+    p.add_argument(
+        "--train", default=None, help="training set for novelty (default: packaged PDB train chains)"
+    )
     p.add_argument("--out", required=True, help="report directory (metrics.json, report.md, PNG plots)")
     p.add_argument("--probe", action="store_true", help="also run the secondary-structure linear probe")
     _model_option(p)
@@ -78,14 +99,20 @@ def register(areas: argparse._SubParsersAction) -> None:
 
 
 def _model_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=None,
-                   help="DSM directory, fair-esm ESM-2 .pt or zoo name (default: the embedded dsm-pdb-small)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="DSM directory, fair-esm ESM-2 .pt or zoo name (default: the embedded dsm-pdb-small)",
+    )
 
 
 def _sampler_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: one residue per step)")
-    p.add_argument("--remasking", default="random",
-                   help="random (default), low_confidence, margin, entropy, first_hitting (maskzoo.core.sampling)")
+    p.add_argument(
+        "--remasking",
+        default="random",
+        help="random (default), low_confidence, margin, entropy, first_hitting (maskzoo.core.sampling)",
+    )
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
@@ -125,7 +152,9 @@ def _generate(args: argparse.Namespace) -> int:
     modes = sum(bool(x) for x in (args.template, args.motif, args.target))
     if modes > 1:
         raise UserError("--template, --motif and --target are alternatives; give one")
-    settings = G.SamplerSettings(args.steps, args.remasking, args.temperature, args.top_k, args.top_p, args.batch_size)
+    settings = G.SamplerSettings(
+        args.steps, args.remasking, args.temperature, args.top_k, args.top_p, args.batch_size
+    )
     if settings.steps is not None and settings.steps < 1:
         raise UserError("--steps must be positive")
     rng = random.Random(args.seed)
@@ -156,10 +185,10 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from maskzoo.protein.embed import WRITERS, embed_sequences, save_embeddings
     from maskzoo.protein.fasta import read_fasta
-
-    from pathlib import Path
 
     if Path(args.out).suffix.lower() not in WRITERS:
         raise UserError(f"--out {args.out}: unknown extension; use one of {', '.join(WRITERS)}")

@@ -57,7 +57,9 @@ def load_examples(path: str | Path, paired: bool = False, min_len: int = 1) -> l
             reader = csv.DictReader(f, delimiter=delimiter)
             missing = {"target", "binder"} - set(reader.fieldnames or [])
             if missing:
-                raise UserError(f"{path}: a pairs file needs columns target and binder (missing {sorted(missing)})")
+                raise UserError(
+                    f"{path}: a pairs file needs columns target and binder (missing {sorted(missing)})"
+                )
             out = [
                 Example(
                     torch.tensor(a.residue_ids(r["binder"] or "", f"{path} row {n} binder")),
@@ -68,7 +70,11 @@ def load_examples(path: str | Path, paired: bool = False, min_len: int = 1) -> l
     else:
         from maskzoo.protein.fasta import read_fasta
 
-        out = [Example(torch.tensor(a.residue_ids(r.seq, r.id))) for r in read_fasta(path) if len(r.seq) >= min_len]
+        out = [
+            Example(torch.tensor(a.residue_ids(r.seq, r.id)))
+            for r in read_fasta(path)
+            if len(r.seq) >= min_len
+        ]
     if not out:
         raise UserError(f"{path}: no training examples")
     return out
@@ -131,7 +137,9 @@ class TokenBudgetLoader:
         if not examples:
             raise UserError("no training examples")
         if max_tokens < crop_len + 3:
-            raise UserError(f"max_tokens ({max_tokens}) must hold one cropped sequence ({crop_len} + 3 tokens)")
+            raise UserError(
+                f"max_tokens ({max_tokens}) must hold one cropped sequence ({crop_len} + 3 tokens)"
+            )
         self.examples = list(examples)
         self.max_tokens, self.crop_len, self.seed = max_tokens, crop_len, seed
         self.bucket, self.max_batch = bucket, max_batch
@@ -171,7 +179,9 @@ class TokenBudgetLoader:
             self.epoch, self.position = self.epoch + 1, 0
             plan = self._current_plan()
             if len(plan) < self.world_size:
-                raise UserError(f"an epoch has {len(plan)} batches, fewer than the {self.world_size} processes")
+                raise UserError(
+                    f"an epoch has {len(plan)} batches, fewer than the {self.world_size} processes"
+                )
         idx = plan[self.position + self.rank]
         g = _gen(self.seed, self.batches * self.world_size + self.rank, 1)
         batch = collate([crop_example(self.examples[i], self.crop_len, g) for i in idx])
@@ -185,8 +195,14 @@ class TokenBudgetLoader:
 
     def load_state_dict(self, state: dict) -> None:
         if int(state["n"]) != len(self.examples):
-            raise UserError(f"checkpoint data state is for {state['n']} examples, this dataset has {len(self.examples)}")
-        self.epoch, self.position, self.batches = int(state["epoch"]), int(state["position"]), int(state["batches"])
+            raise UserError(
+                f"checkpoint data state is for {state['n']} examples, this dataset has {len(self.examples)}"
+            )
+        self.epoch, self.position, self.batches = (
+            int(state["epoch"]),
+            int(state["position"]),
+            int(state["batches"]),
+        )
 
 
 def fixed_eval_batches(

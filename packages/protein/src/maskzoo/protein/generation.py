@@ -178,7 +178,9 @@ def binder_canvas(target: str, binder_length: int) -> tuple[torch.Tensor, int]:
 def _check_context(model: nn.Module, n_tokens: int, what: str) -> None:
     limit = model.config.max_seq_len
     if n_tokens > limit:
-        raise UserError(f"{what}: {n_tokens} tokens exceed the model's context of {limit} (incl. special tokens)")
+        raise UserError(
+            f"{what}: {n_tokens} tokens exceed the model's context of {limit} (incl. special tokens)"
+        )
 
 
 @torch.no_grad()
@@ -207,8 +209,16 @@ def fill_canvases(
             else:
                 steps = settings.steps or n_masked
                 res = generate(
-                    wrapped, x, gen_length=0, steps=steps, block_length=None, temperature=settings.temperature,
-                    remasking=settings.remasking, top_k=settings.top_k, top_p=settings.top_p, generator=generator,
+                    wrapped,
+                    x,
+                    gen_length=0,
+                    steps=steps,
+                    block_length=None,
+                    temperature=settings.temperature,
+                    remasking=settings.remasking,
+                    top_k=settings.top_k,
+                    top_p=settings.top_p,
+                    generator=generator,
                 )  # [b, L]
             for row, i in enumerate(chunk):
                 out[i] = res[row].cpu()
@@ -228,11 +238,17 @@ def generate_proteins(
 
 
 def fill_templates(
-    model: nn.Module, templates: Sequence[str], settings: SamplerSettings, generator: torch.Generator | None = None
+    model: nn.Module,
+    templates: Sequence[str],
+    settings: SamplerSettings,
+    generator: torch.Generator | None = None,
 ) -> list[str]:
     """Fill the ``_`` positions of each template; fixed letters are kept exactly."""
     a = get_alphabet()
-    return [a.decode(c) for c in fill_canvases(model, [template_canvas(t) for t in templates], settings, generator)]
+    return [
+        a.decode(c)
+        for c in fill_canvases(model, [template_canvas(t) for t in templates], settings, generator)
+    ]
 
 
 def design_binders(

@@ -189,7 +189,9 @@ class NearestNeighbour:
         idx = torch.from_numpy(np.stack([owner, codes]))
         m = torch.sparse_coo_tensor(idx, torch.ones(len(codes)), (len(seqs), 8000), check_invariants=False)
         m = m.coalesce()  # duplicate k-mers summed
-        return torch.sparse_coo_tensor(m.indices(), m.values().clamp(max=1.0), m.shape, is_coalesced=True, check_invariants=False)
+        return torch.sparse_coo_tensor(
+            m.indices(), m.values().clamp(max=1.0), m.shape, is_coalesced=True, check_invariants=False
+        )
 
     def max_identity(self, queries: Sequence[str]) -> list[float]:
         import torch

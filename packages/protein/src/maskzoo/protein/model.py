@@ -61,12 +61,16 @@ class ESM2Config:
     embed_dim: int = 320
     attention_heads: int = 20
     token_dropout: bool = False
-    max_seq_len: int = 1026  # ESM-2 was trained on crops of 1024 tokens incl. <cls>/<eos>; rotary has no hard limit
+    max_seq_len: int = (
+        1026  # ESM-2 was trained on crops of 1024 tokens incl. <cls>/<eos>; rotary has no hard limit
+    )
     vocab_size: int = 33
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.attention_heads:
-            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by attention_heads {self.attention_heads}")
+            raise ValueError(
+                f"embed_dim {self.embed_dim} is not divisible by attention_heads {self.attention_heads}"
+            )
         if (self.embed_dim // self.attention_heads) % 2:
             raise ValueError("rotary embeddings need an even head dimension")
 
@@ -179,7 +183,9 @@ class ESM2(nn.Module):
             raise ValueError(f"vocab_size {config.vocab_size} != ESM alphabet size {len(self.alphabet)}")
         d = config.embed_dim
         self.embed_tokens = nn.Embedding(config.vocab_size, d, padding_idx=self.alphabet.pad_id)
-        self.layers = nn.ModuleList(TransformerLayer(d, config.attention_heads) for _ in range(config.num_layers))
+        self.layers = nn.ModuleList(
+            TransformerLayer(d, config.attention_heads) for _ in range(config.num_layers)
+        )
         self.emb_layer_norm_after = nn.LayerNorm(d)
         self.lm_head = LMHead(d, config.vocab_size, self.embed_tokens.weight)
         self.gradient_checkpointing = False
@@ -241,7 +247,9 @@ class ESM2(nn.Module):
         Layer numbering follows fair-esm: 0 = embeddings, i = output of block i, ``num_layers`` = the final,
         layer-normed representation. ``attention_mask`` [B, L] (1 = token) defaults to ``input_ids != <pad>``.
         """
-        keep = (input_ids != self.alphabet.pad_id) if attention_mask is None else attention_mask.bool()  # [B, L]
+        keep = (
+            (input_ids != self.alphabet.pad_id) if attention_mask is None else attention_mask.bool()
+        )  # [B, L]
         x = self._embed(input_ids, keep)  # [B, L, D]
         mask = None if bool(keep.all()) else padding_mask(keep)  # [B, 1, L, L] or None
         reps: dict[int, torch.Tensor] = {}

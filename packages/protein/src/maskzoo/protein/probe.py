@@ -66,7 +66,9 @@ def fit_linear_probe(
     return layer, mean, std
 
 
-def q3(layer: torch.nn.Linear, mean: torch.Tensor, std: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
+def q3(
+    layer: torch.nn.Linear, mean: torch.Tensor, std: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+) -> float:
     with torch.no_grad():
         return float((layer((x - mean) / std).argmax(-1) == y).float().mean())
 

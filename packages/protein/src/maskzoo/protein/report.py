@@ -31,7 +31,9 @@ def _pyplot():
     return plt
 
 
-def plot_report(out: Path, generated: list[str], reference: list[str], nearest: list[float] | None) -> list[str]:
+def plot_report(
+    out: Path, generated: list[str], reference: list[str], nearest: list[float] | None
+) -> list[str]:
     """Write the PNG plots into ``out``; returns their file names."""
     from maskzoo.protein.metrics import kmer_counts
 
@@ -89,7 +91,12 @@ def markdown(metrics: dict, plots: list[str]) -> str:
     lines += [f"| {label} | {fmt(g.get(key))} | {fmt(n.get(key))} |" for label, key in rows]
     if "novelty_mean" in g:
         lines.append(f"| novelty (1 - nearest train identity) | {fmt(g['novelty_mean'])} | - |")
-    lines += ["", f"Lengths: {json.dumps(metrics['lengths'])}", "", "Targets: " + json.dumps(metrics["targets"])]
+    lines += [
+        "",
+        f"Lengths: {json.dumps(metrics['lengths'])}",
+        "",
+        "Targets: " + json.dumps(metrics["targets"]),
+    ]
     if "probe" in metrics:
         lines += ["", "Secondary-structure probe (Q3): " + json.dumps(metrics["probe"])]
     lines += [""] + [f"![{p}]({p})" for p in plots] + [""]

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from maskzoo.core.errors import UserError
-from maskzoo.core.training import Trainer, TrainConfig, dist_info
+from maskzoo.core.training import TrainConfig, Trainer, dist_info
 from maskzoo.protein.model import ESM2, ESM2Config, dsm_from_esm2
 
 PACKAGE_DATA = Path(__file__).parent / "data"
@@ -109,7 +109,11 @@ def make_loss(cfg: DiffusionSection, mask_id: int):
     from maskzoo.core.losses import DiffusionLoss
 
     return DiffusionLoss(
-        mask_id, schedule="linear", time_sampler=cfg.time_sampler, normalization=cfg.normalization, t_min=cfg.t_min
+        mask_id,
+        schedule="linear",
+        time_sampler=cfg.time_sampler,
+        normalization=cfg.normalization,
+        t_min=cfg.t_min,
     )
 
 
@@ -162,7 +166,9 @@ def run_training(recipe: ProteinTrainRecipe, resume: bool = False) -> dict[str, 
     eval_fn = None
     if d.valid:
         valid_ex = load_examples(resolve_data_path(d.valid), d.paired, d.min_len)
-        batches = fixed_eval_batches(valid_ex, min(d.crop_len, model.config.max_seq_len - 3), d.max_tokens, d.num_valid)
+        batches = fixed_eval_batches(
+            valid_ex, min(d.crop_len, model.config.max_seq_len - 3), d.max_tokens, d.num_valid
+        )
         eval_fn = make_eval_fn(batches, loss_fn, recipe.diffusion, model.mask_id)
     t0 = time.perf_counter()
     trainer = Trainer(model, loss_fn, loader, recipe.train, eval_fn, run_dir=recipe.run_dir, resume=resume,

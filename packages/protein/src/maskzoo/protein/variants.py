@@ -156,7 +156,9 @@ def score_csv(
     if not fields:
         raise UserError(f"{path}: empty variants file (no header)")
     if mutant_col not in fields:
-        raise UserError(f"{path}: no column {mutant_col!r} (columns: {', '.join(fields)}); use --mutation-col")
+        raise UserError(
+            f"{path}: no column {mutant_col!r} (columns: {', '.join(fields)}); use --mutation-col"
+        )
     if score_col in fields:
         raise UserError(f"{path}: already has a column {score_col!r}; choose another with --score-col")
     if not rows:
