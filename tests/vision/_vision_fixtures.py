@@ -115,7 +115,7 @@ def siglip_reference(t: dict[str, torch.Tensor], pixels: torch.Tensor) -> torch.
     for i in range(SIGLIP["num_hidden_layers"] - 1):
         p = f"{TOWER}encoder.layers.{i}."
 
-        def lin(v, name):
+        def lin(v, name, p=p):
             return F.linear(v, t[p + name + ".weight"], t[p + name + ".bias"])
 
         h = F.layer_norm(x, (d,), t[p + "layer_norm1.weight"], t[p + "layer_norm1.bias"], eps)

@@ -1,0 +1,100 @@
+"""``maskzoo vision caption`` end to end, and bad input: one line on stderr, exit 2, no partial output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _vision_fixtures import tiny_vlm
+
+from maskzoo.core.cli import main
+from maskzoo.vision import zoo
+from maskzoo.vision.checkpoint import save_vision_model
+from maskzoo.vision.scenes import SceneGenerator, caption_vocabulary
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    gen = SceneGenerator("heldout", image_size=48)
+    paths = []
+    for i in range(3):
+        im, _ = gen.item(i, seed=5)
+        im.save(d / f"s{i}.png")
+        paths.append(d / f"s{i}.png")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    model, tok = tiny_vlm()
+    return save_vision_model(model, tok, tmp_path_factory.mktemp("ck") / "tiny", extra={"sampler": {"steps": 4, "gen_length": 8}})
+
+
+def _run(capsys, argv):
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.skipif(not (zoo.WEIGHTS / "config.json").is_file(), reason="embedded weights not built")
+def test_caption_with_the_embedded_default(capsys, images):
+    rc, out, err = _run(capsys, ["vision", "caption", *map(str, images)])
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert [ln.split("\t")[0] for ln in lines] == [str(p) for p in images]
+    vocab = set(caption_vocabulary())
+    for ln in lines:
+        caption = ln.split("\t")[1]
+        assert caption and set(caption.split()) <= vocab
+
+
+def test_caption_a_tiny_checkpoint_jsonl_and_output_file(capsys, images, tiny_ckpt, tmp_path):
+    rc, out, err = _run(capsys, ["vision", "caption", *map(str, images), "--checkpoint", str(tiny_ckpt), "--jsonl"])
+    assert rc == 0, err
+    rows = [json.loads(ln) for ln in out.splitlines()]
+    assert [r["image"] for r in rows] == [str(p) for p in images] and all("caption" in r for r in rows)
+    target = tmp_path / "caps.tsv"
+    rc, out, _ = _run(capsys, ["vision", "caption", str(images[0].parent), "--checkpoint", str(tiny_ckpt),
+                               "--output", str(target), "--steps", "2", "--gen-length", "4"])
+    assert rc == 0 and out == "" and len(target.read_text().splitlines()) == 3
+
+
+def test_progress_bar_for_many_images(capsys, images, tiny_ckpt):
+    rc, out, err = _run(capsys, ["vision", "caption", *map(str, images * 3), "--checkpoint", str(tiny_ckpt)])
+    assert rc == 0 and len(out.splitlines()) == 9 and "captioning" in err
+
+
+def _bad_inputs(tmp_path, images, tiny_ckpt):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    trunc = tmp_path / "trunc.png"
+    trunc.write_bytes(images[0].read_bytes()[:120])
+    ck = ["--checkpoint", str(tiny_ckpt)]
+    return {
+        "not an image file": ["vision", "caption", str(images[0]), str(text), *ck],
+        "unreadable or truncated": ["vision", "caption", str(trunc), *ck],
+        "no <image> placeholder": ["vision", "caption", str(images[0]), "--prompt", "describe it", *ck],
+        "checkpoint not found": ["vision", "caption", str(images[0]), "--checkpoint", str(tmp_path / "nope")],
+        "image not found": ["vision", "caption", str(tmp_path / "missing.png"), *ck],
+    }
+
+
+@pytest.mark.parametrize("expected", ["not an image file", "unreadable or truncated", "no <image> placeholder",
+                                      "checkpoint not found", "image not found"])
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, images, tiny_ckpt, expected):
+    target = tmp_path / "out.tsv"
+    argv = _bad_inputs(tmp_path, images, tiny_ckpt)[expected] + ["--output", str(target)]
+    rc, out, err = _run(capsys, argv)
+    assert rc == 2 and out == "" and not target.exists()
+    assert err.count("\n") == 1 and err.startswith("maskzoo: error:") and expected in err, err
+    assert "Traceback" not in err
+
+
+def test_unknown_tower_name_in_training_is_one_line(capsys, tmp_path):
+    rc, out, err = _run(capsys, ["vision", "train", "--config", "apps/recipes/vision_scenes_captioner.yaml",
+                                 "model.tower.name=timm:no_such_tower", f"run_dir={tmp_path / 'run'}"])
+    assert rc == 2 and err.count("\n") == 1 and "timm does not know a model named 'no_such_tower'" in err
+    rc, out, err = _run(capsys, ["vision", "train", "--config", "apps/recipes/vision_scenes_captioner.yaml",
+                                 "model.tower.name=open_clip:No-Such", f"run_dir={tmp_path / 'run'}"])
+    assert rc == 2 and "open_clip does not know" in err
