@@ -75,3 +75,30 @@ def test_strict_about_tensors(llava_dir, tmp_path):
     (bad / "config.json").write_text(json.dumps({**cfg, "rope_scaling": {"type": "linear", "factor": 2}}))
     with pytest.raises(UserError, match="rope_scaling"):
         load_vision_model(bad)
+
+
+def test_a_hugging_face_siglip_weights_file_loads_into_a_timm_tower(llava_dir, tmp_path):
+    from _vision_fixtures import SIGLIP, TOWER
+    from safetensors.torch import save_file
+
+    from maskzoo.vision.towers import TowerConfig, VisionTower
+
+    _, t = llava_dir
+    hf = {"vision_model." + k[len(TOWER):]: v for k, v in t.items() if k.startswith(TOWER)}
+    save_file(hf, str(tmp_path / "siglip.safetensors"))
+    kwargs = {"embed_dim": 16, "depth": SIGLIP["num_hidden_layers"] - 1, "num_heads": 2, "mlp_ratio": 40.5 / 16,
+              "patch_size": 8, "act_layer": "gelu_tanh"}
+    tower = VisionTower(TowerConfig("timm:vit_base_patch16_siglip_224", layer=-1, image_size=32,
+                                    weights=str(tmp_path / "siglip.safetensors"), kwargs=kwargs))
+    pixels = torch.randn(1, 3, 32, 32)
+    assert torch.allclose(tower(pixels), siglip_reference(t, pixels), atol=1e-5)
+
+
+def test_cli_caption_with_a_llava_llada_checkpoint(llava_dir, tmp_path, capsys):
+    from maskzoo.core.cli import main
+
+    img = tmp_path / "x.png"
+    Image.new("RGB", (20, 20), (0, 200, 0)).save(img)
+    rc = main(["vision", "caption", str(img), "--checkpoint", str(llava_dir[0]), "--steps", "2", "--gen-length", "4"])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.startswith(f"{img}\t")

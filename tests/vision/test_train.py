@@ -66,3 +66,15 @@ def test_resume_with_tower_learning_rate_is_exact(tmp_path):
     b, _ = load_vision_model(split / "model")
     for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), k
+
+
+def test_every_vision_recipe_parses():
+    from pathlib import Path
+
+    from maskzoo.core.config import load_config
+    from maskzoo.vision.train import VisionRecipe
+
+    recipes = sorted(Path("apps/recipes").glob("vision_*.yaml"))
+    assert len(recipes) >= 3
+    stages = {p.stem: load_config(VisionRecipe, p).stage.stage for p in recipes}
+    assert stages["vision_llada_v_stage1"] == 1 and stages["vision_llada_v_stage2"] == 2

@@ -23,11 +23,7 @@ Tensor names (published -> maskzoo)::
     model.norm.weight / lm_head.weight                     -> lm.norm.weight / lm.lm_head.weight
     model.mm_projector.{0,2}.{weight,bias}                 -> projector.{0,2}.{weight,bias}
     model.image_newline                                    -> image_newline
-    model.vision_tower.vision_tower.vision_model.(SigLIP)  -> tower.backbone.(timm ViT)
-        embeddings.patch_embedding / position_embedding    -> patch_embed.proj / pos_embed
-        encoder.layers.{i}.self_attn.{q,k,v}_proj          -> blocks.{i}.attn.qkv (concatenated q, k, v)
-        encoder.layers.{i}.self_attn.out_proj              -> blocks.{i}.attn.proj
-        encoder.layers.{i}.layer_norm{1,2} / mlp.fc{1,2}   -> blocks.{i}.norm{1,2} / mlp.fc{1,2}
+    model.vision_tower.vision_tower.vision_model.(SigLIP)  -> tower.backbone.(timm ViT), see maskzoo.vision.siglip
         post_layernorm, head                               -> unused (dropped)
 
 LLaDA-V deletes SigLIP's last encoder layer and reads the last remaining hidden state (the original
@@ -49,6 +45,7 @@ import torch
 
 from maskzoo.core.errors import UserError
 from maskzoo.vision.model import VisionLanguageModel, VisionModelConfig
+from maskzoo.vision.siglip import hf_siglip_to_timm
 from maskzoo.vision.tokenizer import HFTokenizer
 
 TOWER_PREFIX = "model.vision_tower.vision_tower.vision_model."
@@ -64,8 +61,6 @@ _LM_TOP = {"model.embed_tokens.weight": "lm.embed.weight", "model.norm.weight": 
            "lm_head.weight": "lm.lm_head.weight", "model.image_newline": "image_newline"}
 _LM_RE = re.compile(r"^model\.layers\.(\d+)\.([\w.]+)\.weight$")
 _TOWER_LAYER_RE = re.compile(r"^encoder\.layers\.(\d+)\.(.+)$")
-_TOWER_NAMES = {"self_attn.out_proj": "attn.proj", "layer_norm1": "norm1", "layer_norm2": "norm2",
-                "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
 _IGNORED = re.compile(r"(rotary_emb\.inv_freq$|^model\.vision_tower\.vision_tower\.vision_model\.(post_layernorm|head)\.)")
 
 
@@ -165,7 +160,7 @@ def config_from_llava_llada(path: Path, cfg: dict[str, Any], state: dict[str, to
 
 
 def key_from_llava_llada(key: str) -> str | None:
-    """maskzoo name of a LLaDA-V tensor (None: not part of the model, or dropped on purpose)."""
+    """maskzoo name of a LLaDA-V language-model / projector tensor (None: not one of those)."""
     if key in _LM_TOP:
         return _LM_TOP[key]
     if m := _LM_RE.match(key):
@@ -173,44 +168,21 @@ def key_from_llava_llada(key: str) -> str | None:
         return None if name is None else f"lm.blocks.{m.group(1)}.{name}.weight"
     if key.startswith("model.mm_projector."):
         return "projector." + key[len("model.mm_projector."):]
-    if key.startswith(TOWER_PREFIX):
-        k = key[len(TOWER_PREFIX):]
-        simple = {"embeddings.patch_embedding.weight": "patch_embed.proj.weight",
-                  "embeddings.patch_embedding.bias": "patch_embed.proj.bias",
-                  "embeddings.position_embedding.weight": "pos_embed"}
-        if k in simple:
-            return "tower.backbone." + simple[k]
-        if m := _TOWER_LAYER_RE.match(k):
-            stem, _, leaf = m.group(2).rpartition(".")
-            if stem in _TOWER_NAMES:
-                return f"tower.backbone.blocks.{m.group(1)}.{_TOWER_NAMES[stem]}.{leaf}"
     return None
 
 
 def convert_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """LLaDA-V tensors -> maskzoo names; q/k/v projections of the tower are fused. Returns (state, unknown keys)."""
-    out: dict[str, torch.Tensor] = {}
-    qkv: dict[str, dict[str, torch.Tensor]] = {}
-    unknown = []
+    """LLaDA-V tensors -> maskzoo names (tower via :mod:`maskzoo.vision.siglip`). Returns (state, unknown)."""
+    tower, unknown = hf_siglip_to_timm({k: v for k, v in state.items() if not _IGNORED.search(k)}, TOWER_PREFIX)
+    out = {"tower.backbone." + k: v for k, v in tower.items()}
     for key, t in state.items():
-        if _IGNORED.search(key):
-            continue
-        k = key[len(TOWER_PREFIX):] if key.startswith(TOWER_PREFIX) else ""
-        m = _TOWER_LAYER_RE.match(k)
-        if m and re.match(r"self_attn\.[qkv]_proj\.(weight|bias)$", m.group(2)):
-            part, leaf = m.group(2)[len("self_attn.")], m.group(2).rsplit(".", 1)[1]
-            qkv.setdefault(f"tower.backbone.blocks.{m.group(1)}.attn.qkv.{leaf}", {})[part] = t
+        if key.startswith(TOWER_PREFIX) or _IGNORED.search(key):
             continue
         ours = key_from_llava_llada(key)
         if ours is None:
             unknown.append(key)
         else:
-            out[ours] = t[None] if ours.endswith("pos_embed") else t  # [N, D] -> [1, N, D]
-    for name, parts in qkv.items():
-        if set(parts) != {"q", "k", "v"}:
-            unknown.append(name)
-            continue
-        out[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)  # [3D, ...]
+            out[ours] = t
     return out, unknown
 
 

@@ -82,10 +82,15 @@ class _TimmBackend:
                 raise UserError(f"timm model {name!r}: bad keyword argument ({e})") from None
         if cfg.weights:
             sd = load_state_file(cfg.weights)
+            from maskzoo.vision.siglip import hf_siglip_to_timm, is_hf_siglip
+
+            if is_hf_siglip(sd):  # a Hugging Face SigLIP / SigLIP2 model.safetensors (LLaDA-V's tower)
+                sd, _ = hf_siglip_to_timm(sd)
             filt = getattr(__import__(type(model).__module__, fromlist=["x"]), "checkpoint_filter_fn", None)
             if filt is not None:
                 sd = filt(sd, model)
-            _load_strict(model, sd, cfg.weights, ignore_prefixes=("head.", "fc.", "classifier."))
+            _load_strict(model, sd, cfg.weights, ignore_prefixes=("head.", "fc.", "classifier.", "attn_pool.",
+                                                                  "fc_norm."))
         data = timm.data.resolve_model_data_config(model)
         return model, dict(data)
 
@@ -169,6 +174,8 @@ def _pair(v) -> tuple[int, int]:
 
 def _load_strict(model: nn.Module, sd: dict, source, ignore_prefixes: tuple[str, ...] = ()) -> None:
     missing, unexpected = model.load_state_dict(sd, strict=False)
+    # heads and pooling are pruned away: towers read patch tokens of an inner block
+    missing = [k for k in missing if not k.startswith(ignore_prefixes)]
     unexpected = [k for k in unexpected if not k.startswith(ignore_prefixes)]
     if missing or unexpected:
         raise UserError(f"{source}: weights do not fit the tower (missing {missing[:3]}, unexpected {unexpected[:3]})")
