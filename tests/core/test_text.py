@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,10 +96,15 @@ def test_embedded_default_generates_offline(capsys):
         (["text", "generate", "--checkpoint", "@TINY", "--prompt", "~~~"], "'~'"),
         (["text", "train", "--config", str(RECIPE), "train.max_stepz=3"], "max_stepz"),
         (["text", "train", "--config", "/no/recipe.yaml"], "/no/recipe.yaml"),
+        (["text", "generate", "--checkpoint", "@TRUNCATED"], "model.safetensors"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, tiny_model_dir, tmp_path, capsys):
-    args = [str(tiny_model_dir) if a == "@TINY" else a for a in args]
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_model_dir, truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    args = [{"@TINY": str(tiny_model_dir), "@TRUNCATED": str(truncated)}.get(a, a) for a in args]
     out_file = tmp_path / "never.txt"
     if args[1] == "generate":
         args += ["--out", str(out_file)]
