@@ -36,7 +36,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
 PLURALS: dict[str, str] = {"circle": "circles", "square": "squares", "triangle": "triangles",
                            "diamond": "diamonds", "cross": "crosses"}
-SIZES: dict[str, float] = {"small": 0.30, "large": 0.46}  # radius as a fraction of the cell side
+SIZES: dict[str, float] = {"small": 0.24, "large": 0.44}  # radius as a fraction of the cell side
 COUNT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four")
 ROWS: tuple[str, ...] = ("top", "", "bottom")
 COLS: tuple[str, ...] = ("left", "", "right")
