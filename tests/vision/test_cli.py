@@ -98,3 +98,15 @@ def test_unknown_tower_name_in_training_is_one_line(capsys, tmp_path):
     rc, out, err = _run(capsys, ["vision", "train", "--config", "apps/recipes/vision_scenes_captioner.yaml",
                                  "model.tower.name=open_clip:No-Such", f"run_dir={tmp_path / 'run'}"])
     assert rc == 2 and "open_clip does not know" in err
+
+
+@pytest.mark.skipif(not (zoo.WEIGHTS / "config.json").is_file(), reason="embedded weights not built")
+def test_embedded_default_matches_its_model_card():
+    from maskzoo.vision import Captioner
+    from maskzoo.vision.evaluate import evaluate_scenes
+
+    cap = Captioner.from_pretrained()
+    seen = evaluate_scenes(cap, "train", 100)
+    heldout = evaluate_scenes(cap, "heldout", 100)
+    assert seen["exact_match"] >= 0.85 and seen["token_accuracy"] >= 0.93  # card: 0.935 / 0.973 on 200
+    assert heldout["token_accuracy"] >= 0.7  # card: 0.783 on 500 (exact 0.19: the compositional target is not met)
