@@ -14,20 +14,12 @@ import itertools
 import math
 
 import numpy as np
-import pytest
 import torch
 
 V, L, MASK = 3, 3, 3
 ALL = torch.tensor(list(itertools.product(range(V), repeat=L)))  # [27, 3]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add overhead on a shared machine (import this into a test module)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def toy_joint(seed: int = 0) -> torch.Tensor:

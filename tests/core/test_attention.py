@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from maskzoo.core.attention import (
     attention,
     block_causal_mask,

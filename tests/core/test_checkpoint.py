@@ -7,9 +7,10 @@ import json
 import sys
 import textwrap
 
-import maskzoo.core.checkpoint as ckpt
 import pytest
 import torch
+
+import maskzoo.core.checkpoint as ckpt
 from maskzoo.core import registry
 from maskzoo.core.checkpoint import load_model, read_config, save_model
 from maskzoo.core.errors import UserError

@@ -12,11 +12,11 @@ from elbo_toy import (  # noqa: F401
     V,
     analytic_nelbo,
     generative_nll,
-    one_thread,
     quadrature_nelbo,
     sample_data,
     toy_joint,
 )
+
 from maskzoo.core.errors import UserError
 from maskzoo.core.likelihood import ar_bits_per_token, elbo_bits_per_token, nelbo_samples
 from maskzoo.core.schedules import CosineSchedule, LinearSchedule, PolynomialSchedule

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+
 from maskzoo.core import llada_format
 from maskzoo.core.checkpoint import load_model
 from maskzoo.core.errors import UserError
-from safetensors.torch import load_file, save_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "llada"
 MODEL_DIR = FIXTURES / "llada_tiny"

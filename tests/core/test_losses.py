@@ -4,7 +4,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from elbo_toy import ALL, MASK, L, Oracle, one_thread, quadrature_nelbo, sample_data, toy_joint  # noqa: F401
+from elbo_toy import ALL, MASK, L, Oracle, quadrature_nelbo, sample_data, toy_joint
+
 from maskzoo.core.errors import UserError
 from maskzoo.core.losses import (
     ARLoss,

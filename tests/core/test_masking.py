@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+
 from maskzoo.core.errors import UserError
 from maskzoo.core.masking import (
     antithetic_times,

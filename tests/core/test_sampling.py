@@ -14,13 +14,6 @@ from maskzoo.core.sampling.stopping import trim_after_eos
 V, MASK, EOS = 10, 9, 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is small and shared: one intra-op thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Counting(torch.nn.Module):

@@ -13,16 +13,6 @@ import torch
 from maskzoo.core.sampling import generate, topk_per_row
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is small and shared: one intra-op thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 VOCAB, MASK = 24, 23
 
 

@@ -15,16 +15,6 @@ import torch
 
 from maskzoo.core.sampling import TokenDraw, generate
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is small and shared: one intra-op thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 LENGTH, TOKENS, MASK = 3, 3, 3  # token ids 0..2, mask id 3
 N = 20_000
 SEQS = torch.tensor(list(itertools.product(range(TOKENS), repeat=LENGTH)))  # [27, 3]

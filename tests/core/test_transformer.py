@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from maskzoo.core.attention import block_diagonal_mask
 from maskzoo.core.errors import UserError
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
