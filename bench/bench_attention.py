@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from maskzoo.core.attention import attention, available_backends, padding_mask
 from maskzoo.core.fileio import atomic_open
 

@@ -8,9 +8,13 @@
    alternation (pairs), so load on a shared machine hits both alike; ``speedup`` = median of ``t_fair / t_maskzoo``.
    The max |logit difference| is recorded too.
 2. Generation: ``maskzoo protein generate``'s sampler (random remasking, temperature 1) on the embedded default model,
-   batch of 4, ``steps = length / 4``; residues per second and peak memory against length. Peak memory is the
-   child process' peak RSS growth over its baseline (CPU; each length runs in a fresh process) or
-   ``torch.cuda.max_memory_allocated`` on CUDA.
+   batch of 4, ``steps = length / 4``; residues per second and peak memory against length.
+
+Peak memory on CPU: each measurement runs in a fresh process that returns freed heap to the OS
+(``malloc_trim``), resets the kernel's peak-RSS mark (``/proc/self/clear_refs``) and reports ``VmHWM`` minus the RSS
+before the call: the extra memory the call needed. For the forward pass it is measured for both implementations
+(fair-esm materialises the [B, H, L, L] attention weights; SDPA does not). On CUDA,
+``torch.cuda.max_memory_allocated``.
 
 Writes ``bench/results/protein.json``.
 """
@@ -21,7 +25,6 @@ import argparse
 import json
 import multiprocessing as mp
 import platform
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -102,6 +105,60 @@ def _time(fn, ids, device) -> float:
     return time.perf_counter() - t
 
 
+def _reset_peak_rss() -> int:
+    """Return freed heap to the OS, reset the kernel's peak-RSS mark (VmHWM) and return the current RSS in bytes."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return _proc_status("VmRSS")
+
+
+def _proc_status(key: str) -> int:
+    """A ``/proc/self/status`` field in bytes (0 where unavailable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _forward_memory_child(impl: str, length: int, batch: int, threads: int, queue) -> None:
+    """Peak RSS growth of one forward pass of fair-esm's or maskzoo's ESM2 (fresh process)."""
+    torch.set_num_threads(threads)
+    from maskzoo.protein.alphabet import get_alphabet
+
+    ref, ours = _fair_esm_pair()
+    model = ref if impl == "fair-esm" else ours
+    ids = torch.randint(4, 24, (batch, length + 2))
+    ids[:, 0], ids[:, -1] = get_alphabet().cls_id, get_alphabet().eos_id
+    with torch.no_grad():
+        model(ids[:, :8])  # warm-up (lazy initialisation)
+        base = _reset_peak_rss()
+        model(ids)
+    queue.put(max(0, _proc_status("VmHWM") - base))
+
+
+def _in_child(target, *args):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
 def _generation_child(length: int, num: int, threads: int, device: str, queue) -> None:
     torch.set_num_threads(threads)
     from maskzoo.protein.checkpoints import load_model
@@ -112,7 +169,7 @@ def _generation_child(length: int, num: int, threads: int, device: str, queue) -
     model = load_model(DEFAULT_MODEL, device=dev)
     settings = SamplerSettings(steps=max(1, length // 4), remasking="random", temperature=1.0, batch_size=num)
     generate_proteins(model, [16] * num, SamplerSettings(steps=4, batch_size=num))  # warm-up
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _reset_peak_rss()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
@@ -121,20 +178,15 @@ def _generation_child(length: int, num: int, threads: int, device: str, queue) -
         torch.cuda.synchronize()
     wall = time.perf_counter() - t
     peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
-            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)  # fmt: skip
+            else max(0, _proc_status("VmHWM") - base))  # fmt: skip
     queue.put({"length": length, "num": num, "steps": settings.steps, "wall_s": wall,
                "residues_per_s": sum(map(len, seqs)) / wall, "peak_mem_mb": peak / 2**20, "device": device})  # fmt: skip
 
 
 def bench_generation(lengths, num, threads, device):
-    ctx = mp.get_context("spawn")
     rows = []
     for n in lengths:
-        q = ctx.Queue()
-        p = ctx.Process(target=_generation_child, args=(n, num, threads, device, q))
-        p.start()
-        row = q.get()
-        p.join()
+        row = _in_child(_generation_child, n, num, threads, device)
         rows.append(row)
         print(
             f"generate L={n:4d} x{num} steps={row['steps']:4d}  {row['residues_per_s']:8.1f} residues/s  "

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
 from maskzoo.core.errors import UserError
 
 __all__ = [

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from maskzoo.core import llada_format
 from maskzoo.core.errors import UserError
 from maskzoo.core.fileio import atomic_dir
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
-from torch import nn
 
 __all__ = ["ARCHITECTURES", "load_model", "read_config", "register_architecture", "save_model"]
 

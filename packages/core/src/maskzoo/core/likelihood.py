@@ -35,11 +35,12 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+from torch import Tensor
+
 from maskzoo.core.errors import UserError
 from maskzoo.core.losses import logits_of, masked_token_ce
 from maskzoo.core.masking import mask_random_subset, mask_tokens
 from maskzoo.core.schedules import Schedule
-from torch import Tensor
 
 LN2 = math.log(2.0)
 

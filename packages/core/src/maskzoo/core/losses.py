@@ -34,10 +34,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+
 from maskzoo.core.errors import UserError
 from maskzoo.core.masking import TimeSampler, floor_times, get_time_sampler, mask_tokens
 from maskzoo.core.schedules import LinearSchedule, LogLinearSchedule, Schedule, get_schedule
-from torch import Tensor
 
 # --------------------------------------------------------------------------------------------------------------
 # The one weighted cross-entropy

@@ -26,8 +26,9 @@ import operator
 from typing import Protocol
 
 import torch
-from maskzoo.core.errors import UserError
 from torch import Tensor
+
+from maskzoo.core.errors import UserError
 
 
 class TimeSampler(Protocol):

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from maskzoo.core.errors import UserError
 from torch import nn
+
+from maskzoo.core.errors import UserError
 
 __all__ = ["ENTRY_POINT_GROUP", "ModelEntry", "create_model", "get_entry", "has_model", "list_models", "register_model"]
 

@@ -34,8 +34,9 @@ from abc import ABC, abstractmethod
 from typing import TypeVar
 
 import torch
-from maskzoo.core.errors import UserError
 from torch import Tensor
+
+from maskzoo.core.errors import UserError
 
 T = TypeVar("T", float, Tensor)
 

@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from maskzoo.core.attention import attention, padding_mask
-from maskzoo.core.errors import UserError
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+from maskzoo.core.attention import attention, padding_mask
+from maskzoo.core.errors import UserError
 
 __all__ = ["DiffusionTransformer", "TransformerConfig"]
 
