@@ -21,7 +21,8 @@ demo: install
 	@echo "== maskzoo protein generate (embedded DSM model) =="
 	$(BIN)/maskzoo protein generate --num 3 --length 80 --seed 0
 	@echo "== maskzoo vision caption (embedded captioner on procedural scenes) =="
-	$(PY) apps/caption_folder.py --demo
+	$(BIN)/maskzoo vision caption apps/data/vision_scenes_demo/*.png
+	@echo "(reference captions: apps/data/vision_scenes_demo/reference_captions.jsonl)"
 
 lint: install
 	$(BIN)/ruff check .
