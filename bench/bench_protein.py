@@ -80,10 +80,15 @@ def bench_forward(lengths, batch, repeats, device):
             row = {"length": n, "batch": batch, "backend": backend, "fair_esm_ms": 1e3 * statistics.median(t_ref),
                    "maskzoo_ms": 1e3 * statistics.median(t_ours), "speedup": statistics.median(ratios),
                    "max_abs_logit_diff": diff}  # fmt: skip
+            if device.type == "cpu" and backend == "sdpa":
+                mem = {impl: _in_child(_forward_memory_child, impl, n, batch, torch.get_num_threads()) / 2**20
+                       for impl in ("fair-esm", "maskzoo")}  # fmt: skip
+                row.update({"fair_esm_peak_mb": mem["fair-esm"], "maskzoo_peak_mb": mem["maskzoo"]})
             rows.append(row)
             print(
                 f"forward L={n:4d} B={batch} {backend:8s} fair-esm {row['fair_esm_ms']:8.1f} ms  maskzoo "
-                f"{row['maskzoo_ms']:8.1f} ms  speedup x{row['speedup']:.2f}  max|dlogit| {diff:.1e}",
+                f"{row['maskzoo_ms']:8.1f} ms  speedup x{row['speedup']:.2f}  max|dlogit| {diff:.1e}  peak +MB "
+                f"{row.get('fair_esm_peak_mb', float('nan')):.0f} vs {row.get('maskzoo_peak_mb', float('nan')):.0f}",
                 flush=True,
             )
     return rows

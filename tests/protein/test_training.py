@@ -137,3 +137,14 @@ def test_pairing_task_learns_binder_given_target(tmp_path):
             hits += sum(c in family for c in binder)
             total += len(binder)
     assert hits / total >= 0.9, hits / total  # chance level is 2/20 per residue
+
+
+def test_init_from_fair_esm_turns_token_dropout_off(fair_esm_pt):
+    from maskzoo.protein.training import ModelSection, build_model
+
+    path, ref = fair_esm_pt
+    model = build_model(ModelSection(init_from=str(path), max_seq_len=128))
+    assert model.config.token_dropout is False and model.config.max_seq_len == 128
+    assert model.config.num_layers == ref.num_layers
+    assert torch.count_nonzero(model.embed_tokens.weight[A.mask_id]) == 0
+    assert torch.equal(model.embed_tokens.weight[5], ref.embed_tokens.weight[5])
