@@ -99,8 +99,11 @@ triangle" -> "yellow triangle", "purple cross" -> "purple diamond"). Decoding ev
 token-to-token conditioning) fails the same way, so the cause is in the learned image features and their
 read-out, not in the sampler. This is the CLEVR-CoGenT pattern: a tower trained from scratch, end to end, only
 on captions learns colour-shape conjunctions. LLaDA-V's setting has a tower pretrained on everything (SigLIP2);
-this toy default does not. Held-out exact match rose steadily with training (0.03 at step 1000, 0.10 at 2000,
-0.16 at 3000 on 200 scenes), so a longer run helps, but not by enough to reach the target.
+this toy default does not. Held-out exact match rose during the run (0.03 at step 1000, 0.10 at 2000, 0.16 at
+3000 on 200 scenes) but continuing it for 1000 more steps (LR 1e-3) brought it back to 0.10: longer training
+does not fix it. A linear probe on the tower's cell features, trained on seen pairs only, reads colour and
+shape perfectly on seen pairs but only about 0.8 (colour) and 0.5 (shape) on held-out pairs: the tower's
+features themselves are conjunctive (`python bench/vision_feature_probe.py`).
 
 ## Limits
 Toy domain: the model only knows the scene grammar's words and flat 2-D shapes on a dark background.
