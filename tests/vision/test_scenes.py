@@ -82,3 +82,18 @@ def test_scene_folder_round_trip(tmp_path):
     write_scene_folder(tmp_path / "s", 3, split="heldout", image_size=32)
     rows = [json.loads(x) for x in (tmp_path / "s" / "captions.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all((tmp_path / "s" / r["image"]).is_file() for r in rows)
+
+
+def test_uncoloured_scenes_name_no_colour_and_stay_far_from_the_palette():
+    gen = SceneGenerator("train", p_uncoloured=0.5)
+    found = 0
+    for i in range(200):
+        scene = gen.scene(i)
+        assert not scene.pairs() & HELD_OUT_PAIRS
+        if scene.objects[0].rgb is not None:
+            found += 1
+            assert not set(scene.caption.split()) & set(COLOURS)
+            for o in scene.objects:
+                assert min(sum((a - b) ** 2 for a, b in zip(o.rgb, p)) ** 0.5 for p in COLOURS.values()) >= 120
+    assert 60 < found < 140
+    assert SceneGenerator("heldout", p_uncoloured=0.5).scene(0).objects[0].rgb is None  # train split only

@@ -129,9 +129,10 @@ class LlavaConversations(torch.utils.data.Dataset):
 class SceneDataset(torch.utils.data.Dataset):
     """``size`` procedural scenes of one split (item ``i`` is a pure function of ``(split, seed, i)``)."""
 
-    def __init__(self, split: str, size: int, prompt: str, *, seed: int = 0, image_size: int = 48) -> None:
+    def __init__(self, split: str, size: int, prompt: str, *, seed: int = 0, image_size: int = 48,
+                 p_uncoloured: float = 0.0) -> None:
         check_prompt(prompt, 1)
-        self.gen = SceneGenerator(split=split, image_size=image_size)
+        self.gen = SceneGenerator(split=split, image_size=image_size, p_uncoloured=p_uncoloured)
         self.size, self.seed, self.prompt = size, seed, prompt
 
     def __len__(self) -> int:

@@ -57,6 +57,9 @@ def position_name(row: int, col: int) -> str:
     return " ".join(words) if words else "center"
 
 
+UNCOLOURED = "none"  # colour of an object drawn in a random off-palette colour; its caption names no colour
+
+
 @dataclass(frozen=True)
 class SceneObject:
     shape: str
@@ -64,6 +67,7 @@ class SceneObject:
     size: str
     row: int
     col: int
+    rgb: tuple[int, int, int] | None = None  # set for UNCOLOURED objects
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,12 @@ class Scene:
 
 
 def _group_key(o: SceneObject) -> tuple[int, int, int]:
-    return (SHAPES.index(o.shape), list(COLOURS).index(o.colour), list(SIZES).index(o.size))
+    colour = -1 if o.colour == UNCOLOURED else list(COLOURS).index(o.colour)
+    return (SHAPES.index(o.shape), colour, list(SIZES).index(o.size))
+
+
+def _noun_phrase(o: SceneObject, noun: str) -> str:
+    return f"{o.size} {noun}" if o.colour == UNCOLOURED else f"{o.size} {o.colour} {noun}"
 
 
 def caption_of(scene: Scene) -> str:
@@ -87,7 +96,7 @@ def caption_of(scene: Scene) -> str:
     objs = scene.objects
     if len(objs) == 1:
         o = objs[0]
-        return f"a {o.size} {o.colour} {o.shape} at the {position_name(o.row, o.col)}"
+        return f"a {_noun_phrase(o, o.shape)} at the {position_name(o.row, o.col)}"
     groups: dict[tuple[int, int, int], list[SceneObject]] = {}
     for o in objs:
         groups.setdefault(_group_key(o), []).append(o)
@@ -96,7 +105,7 @@ def caption_of(scene: Scene) -> str:
         g = groups[key]
         o = g[0]
         noun = o.shape if len(g) == 1 else PLURALS[o.shape]
-        parts.append(f"{COUNT_WORDS[len(g)]} {o.size} {o.colour} {noun}")
+        parts.append(f"{COUNT_WORDS[len(g)]} {_noun_phrase(o, noun)}")
     return " and ".join(parts)
 
 
@@ -113,6 +122,9 @@ class SceneGenerator:
 
     ``split``: "train" (no held-out pair anywhere), "heldout" (at least one held-out pair per scene) or "all".
     ``p_single``: probability of a one-object scene; otherwise 1-2 groups with up to ``max_objects`` objects.
+    ``p_uncoloured`` (train split only): probability that a scene's objects are drawn in random colours far
+    from every palette colour, captioned without colour words ("a small circle at the top") — shapes seen in
+    many colours, while no held-out pair (nor anything near it) is ever shown.
     """
 
     split: str = "train"
@@ -121,6 +133,7 @@ class SceneGenerator:
     max_objects: int = 4
     held_out: frozenset[tuple[str, str]] = field(default_factory=lambda: HELD_OUT_PAIRS)
     supersample: int = 2
+    p_uncoloured: float = 0.0
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -146,6 +159,8 @@ class SceneGenerator:
         else:
             a = rng.randint(1, self.max_objects - 1)
             counts = [a, rng.randint(1, min(3, self.max_objects - a))]
+        if self.split == "train" and self.p_uncoloured and rng.random() < self.p_uncoloured:
+            return self._uncoloured(rng, counts)
         pool = self._pair_pool()
         pairs: list[tuple[str, str]] = []
         for i in range(len(counts)):
@@ -161,6 +176,17 @@ class SceneGenerator:
             for _ in range(n):
                 cell = cells.pop()
                 objs.append(SceneObject(shape, colour, size, cell // GRID, cell % GRID))
+        rng.shuffle(objs)
+        return Scene(tuple(objs))
+
+    def _uncoloured(self, rng: random.Random, counts: list[int]) -> Scene:
+        shapes = rng.sample(SHAPES, len(counts))
+        cells = rng.sample(range(GRID * GRID), sum(counts))
+        objs = []
+        for shape, n in zip(shapes, counts):
+            size, rgb = rng.choice(list(SIZES)), off_palette_colour(rng)
+            objs += [SceneObject(shape, UNCOLOURED, size, c // GRID, c % GRID, rgb) for c in cells[:n]]
+            cells = cells[n:]
         rng.shuffle(objs)
         return Scene(tuple(objs))
 
@@ -190,9 +216,19 @@ class SceneGenerator:
             slack = cell / 2 - r - 1
             cx = (o.col + 0.5) * cell + rng.uniform(-0.5, 0.5) * slack
             cy = (o.row + 0.5) * cell + rng.uniform(-0.5, 0.5) * slack
-            colour = tuple(min(255, max(0, c + rng.randint(-12, 12))) for c in COLOURS[o.colour])
+            base = o.rgb if o.rgb is not None else COLOURS[o.colour]
+            colour = tuple(min(255, max(0, c + rng.randint(-12, 12))) for c in base)
             _DRAW[o.shape](draw, cx, cy, r, colour)
         return img.resize((self.image_size, self.image_size), Image.Resampling.LANCZOS)
+
+
+def off_palette_colour(rng: random.Random, min_distance: float = 120.0) -> tuple[int, int, int]:
+    """A random visible colour at least ``min_distance`` (RGB Euclidean) from every palette colour."""
+    while True:
+        c = (rng.randint(40, 255), rng.randint(40, 255), rng.randint(40, 255))
+        if max(c) > 110 and all(sum((a - b) ** 2 for a, b in zip(c, p)) ** 0.5 >= min_distance
+                                for p in COLOURS.values()):
+            return c
 
 
 def _circle(d: ImageDraw.ImageDraw, x: float, y: float, r: float, c) -> None:

@@ -85,6 +85,8 @@ class DataSpec:
     batch_size: int = 32
     scene_image_size: int = 48
     scene_count: int = 10_000_000
+    scene_p_uncoloured: float = 0.0
+    """fraction of training scenes drawn in off-palette colours, captioned without colour words"""
 
 
 @dataclass
@@ -148,7 +150,8 @@ def build_model(spec: ModelSpec, tok: Tokenizer) -> VisionLanguageModel:
 
 def build_dataset(data: DataSpec, seed: int) -> torch.utils.data.Dataset:
     if data.kind == "scenes":
-        return SceneDataset("train", data.scene_count, data.prompt, seed=seed, image_size=data.scene_image_size)
+        return SceneDataset("train", data.scene_count, data.prompt, seed=seed, image_size=data.scene_image_size,
+                            p_uncoloured=data.scene_p_uncoloured)
     if data.path is None:
         raise UserError(f"data.kind={data.kind} needs data.path")
     builders = {"captions": lambda: CaptionJsonl(data.path, data.prompt, data.image_folder),
