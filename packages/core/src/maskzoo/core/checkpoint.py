@@ -194,6 +194,10 @@ def _build(model_cls: type[nn.Module], config: Any) -> nn.Module:
 def _load_maskzoo(path: Path, meta: dict[str, Any], dtype: torch.dtype | None) -> nn.Module:
     arch = meta.get("architecture")
     if arch not in ARCHITECTURES:
+        from maskzoo.core import registry  # noqa: PLC0415 (registry imports this module)
+
+        registry.discover()  # installed packages register their architectures from their entry points
+    if arch not in ARCHITECTURES:
         raise UserError(f"{path}: unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
     version = meta.get("format_version", 1)
     if not isinstance(version, int) or version > FORMAT_VERSION:

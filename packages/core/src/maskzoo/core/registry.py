@@ -26,7 +26,7 @@ from torch import nn
 
 from maskzoo.core.errors import UserError
 
-__all__ = ["ENTRY_POINT_GROUP", "ModelEntry", "create_model", "get_entry", "has_model", "list_models", "register_model"]
+__all__ = ["ENTRY_POINT_GROUP", "ModelEntry", "create_model", "discover", "get_entry", "has_model", "list_models", "register_model"]
 
 ENTRY_POINT_GROUP = "maskzoo.models"
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def register_model(
     return entry
 
 
-def _discover() -> None:
+def discover() -> None:
     """Run every ``maskzoo.models`` entry point once (lazily)."""
     global _discovered
     if _discovered:
@@ -111,13 +111,13 @@ def _discover() -> None:
 
 def list_models() -> list[str]:
     """Sorted names of all registered models (including installed packages' entries)."""
-    _discover()
+    discover()
     return sorted(_REGISTRY)
 
 
 def has_model(name: str) -> bool:
     if name not in _REGISTRY:
-        _discover()
+        discover()
     return name in _REGISTRY
 
 
