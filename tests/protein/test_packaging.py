@@ -1,20 +1,15 @@
 """Installing maskzoo-protein brings only the core and fair-esm: never timm, open_clip, torchvision, torchaudio.
 
 The fast test walks the declared requirement metadata of the installed distributions (base requirements, no
-extras); the slow one resolves ``pip install packages/core packages/protein`` in a fresh virtual environment
-with ``--dry-run --report`` and reads the full install set pip would choose.
+extras); tests/apps/test_install_sets.py resolves ``pip install packages/core packages/protein`` in a fresh
+virtual environment.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
-
-import pytest
 
 FORBIDDEN = {"timm", "open-clip-torch", "torchvision", "torchaudio"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,18 +46,3 @@ def test_declared_dependency_closure_is_lean():
     assert {"maskzoo-core", "fair-esm", "torch"} <= seen
     assert not (seen & FORBIDDEN), seen & FORBIDDEN
     assert set(_base_requirements("maskzoo-protein")) == {"maskzoo-core", "fair-esm"}
-
-
-@pytest.mark.slow
-def test_fresh_venv_install_set(tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    report = tmp_path / "report.json"
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", "--dry-run", "--ignore-installed", "--report", str(report),
-         str(ROOT / "packages" / "core"), str(ROOT / "packages" / "protein")],
-        check=True, timeout=1200,
-    )  # fmt: skip
-    names = {_canon(item["metadata"]["name"]) for item in json.loads(report.read_text())["install"]}
-    assert {"maskzoo-core", "maskzoo-protein", "fair-esm", "torch"} <= names
-    assert not (names & FORBIDDEN), names & FORBIDDEN
