@@ -7,9 +7,9 @@ import torch
 from _vision_fixtures import tiny_vlm
 
 from maskzoo.core.errors import UserError
-from maskzoo.core.training import TrainConfig
+from maskzoo.core.training import TrainConfig, Trainer
 from maskzoo.vision.data import Collator, Example
-from maskzoo.vision.stages import StagedTrainer, apply_stage
+from maskzoo.vision.stages import apply_stage, staged_param_groups
 from maskzoo.vision.template import encode_prompt, get_template
 from maskzoo.vision.train import VisionSFTLoss
 
@@ -73,8 +73,9 @@ def _same(a, b):
 def _fit(model, tok, tmp_path, stage, train_tower=False, tower_scale=1.0):
     apply_stage(model, stage, train_tower)
     cfg = TrainConfig(max_steps=3, lr=1e-2, warmup_steps=0, log_every=0, save_every=0, progress=False)
-    trainer = StagedTrainer(model, VisionSFTLoss(model.mask_id), _Repeat(_batch(model, tok)), cfg,
-                            run_dir=tmp_path / f"s{stage}{train_tower}", tower_lr_scale=tower_scale)
+    trainer = Trainer(model, VisionSFTLoss(model.mask_id), _Repeat(_batch(model, tok)), cfg,
+                      run_dir=tmp_path / f"s{stage}{train_tower}",
+                      optimizer_groups=staged_param_groups(model, cfg, tower_scale))
     trainer.fit()
     return trainer
 

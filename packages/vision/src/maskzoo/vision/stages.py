@@ -11,17 +11,14 @@ stage       trainable (``mm_tunable_parts``)        learning rate
 ==========  ======================================  =============================================
 
 Frozen parameters get ``requires_grad = False``, so the core's AdamW never sees them (no update, no weight
-decay) and a frozen tower also stays in eval mode (:meth:`VisionLanguageModel.train`). The core Trainer gives
-every parameter group the same learning rate; :class:`StagedTrainer` adds a per-group ``lr_scale`` so the
-tower can follow its own (proportionally scheduled) learning rate.
+decay) and a frozen tower also stays in eval mode (:meth:`VisionLanguageModel.train`). The tower's own learning
+rate is a param group's ``lr_scale`` (:func:`staged_param_groups`), which the core Trainer's schedule honours.
 """
 
 from __future__ import annotations
 
-import torch
-
 from maskzoo.core.errors import UserError
-from maskzoo.core.training import TrainConfig, Trainer, WarmupCosineSchedule, param_groups
+from maskzoo.core.training import TrainConfig, param_groups
 from maskzoo.vision.model import VisionLanguageModel
 from maskzoo.vision.towers import set_trainable
 
@@ -46,18 +43,9 @@ def apply_stage(model: VisionLanguageModel, stage: int, train_tower: bool = Fals
             for name, part in (("tower", model.tower), ("projector", model.projector), ("lm", model.lm))}
 
 
-class ScaledSchedule(WarmupCosineSchedule):
-    """The core warm-up + cosine schedule, multiplied by each parameter group's ``lr_scale``."""
-
-    def apply(self, optimizer: torch.optim.Optimizer) -> float:
-        lr = self.current_lr()
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
-        return lr
-
-
-def build_staged_optimizer(model: VisionLanguageModel, cfg: TrainConfig, tower_scale: float) -> torch.optim.AdamW:
-    """AdamW with the core's decay/no-decay split, done separately for the tower (scaled LR) and the rest."""
+def staged_param_groups(model: VisionLanguageModel, cfg: TrainConfig, tower_scale: float) -> list[dict]:
+    """AdamW groups for the core Trainer (``optimizer_groups=``): the core's decay/no-decay split, done separately
+    for the tower (learning rate scaled by ``tower_scale`` through the group's ``lr_scale``) and the rest."""
     tower_ids = {id(p) for p in model.tower.parameters()}
     groups = []
     for g in param_groups(model, cfg.weight_decay, cfg.decay_embeddings):
@@ -67,28 +55,4 @@ def build_staged_optimizer(model: VisionLanguageModel, cfg: TrainConfig, tower_s
     groups = [g for g in groups if g["params"]]
     if not groups:
         raise UserError("nothing to train: every parameter is frozen")
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps)
-
-
-class StagedTrainer(Trainer):
-    """The core :class:`Trainer` with per-part learning rates (``tower_lr_scale`` for the vision tower).
-
-    Local work-around: the core's optimizer gives all groups one learning rate, so this subclass swaps in
-    :func:`build_staged_optimizer` and :class:`ScaledSchedule` before any resume loads their state.
-    """
-
-    def __init__(self, *args, tower_lr_scale: float = 1.0, **kwargs) -> None:
-        self._tower_lr_scale = tower_lr_scale
-        self._swapped = False
-        super().__init__(*args, **kwargs)
-        self._swap()
-
-    def _swap(self) -> None:
-        if not self._swapped:
-            self.optimizer = build_staged_optimizer(self.model, self.config, self._tower_lr_scale)
-            self.schedule = ScaledSchedule(self.config)
-            self._swapped = True
-
-    def _resume(self, resume) -> None:  # called by Trainer.__init__ after the optimizer exists
-        self._swap()
-        super()._resume(resume)
+    return groups

@@ -23,11 +23,11 @@ import torch
 from maskzoo.core.config import load_config
 from maskzoo.core.errors import UserError
 from maskzoo.core.losses import DiffusionLoss
-from maskzoo.core.training import ResumableLoader, TrainConfig
+from maskzoo.core.training import ResumableLoader, TrainConfig, Trainer
 from maskzoo.vision.checkpoint import load_vision_model, save_vision_model
 from maskzoo.vision.data import CaptionJsonl, Collator, LlavaConversations, SceneDataset
 from maskzoo.vision.model import VisionLanguageModel, VisionModelConfig
-from maskzoo.vision.stages import StagedTrainer, apply_stage
+from maskzoo.vision.stages import apply_stage, staged_param_groups
 from maskzoo.vision.template import DEFAULT_PROMPT, get_template
 from maskzoo.vision.tokenizer import HFTokenizer, Tokenizer, WordTokenizer
 
@@ -209,9 +209,9 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     use_eval = recipe.data.kind == "scenes" and recipe.eval.scenes > 0
     tower_scale = (recipe.stage.tower_lr / recipe.train.lr) if recipe.stage.tower_lr else 1.0
     run_dir = Path(recipe.run_dir)
-    trainer = StagedTrainer(model, VisionSFTLoss(model.mask_id), loader, recipe.train,
-                            eval_fn=eval_fn if use_eval else None, run_dir=run_dir, resume=resume,
-                            run_config=recipe, tower_lr_scale=tower_scale)
+    trainer = Trainer(model, VisionSFTLoss(model.mask_id), loader, recipe.train,
+                      eval_fn=eval_fn if use_eval else None, run_dir=run_dir, resume=resume, run_config=recipe,
+                      optimizer_groups=staged_param_groups(model, recipe.train, tower_scale))
     summary = trainer.fit()
     out = Path(recipe.export_dir) if recipe.export_dir else run_dir / "model"
     if trainer.is_main:
