@@ -89,8 +89,6 @@ class Captioner:
         ids = encode_prompt(self.tok, self.template, prompt, self.model.tokens_per_image)
         prompt_ids = torch.tensor(ids, dtype=torch.long, device=self.device)  # [P]
         bs = batch_size or self.batch_size
-        # ancestral sampling re-runs only changed rows without saying which: decode those one image at a time
-        bs = 1 if s.remasking == "ancestral" else bs
         out: list[str] = []
         bar = _progress(len(images), progress)
         for start in range(0, len(images), bs):
