@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from maskzoo.core.errors import UserError
-from maskzoo.core.losses import logits_of, masked_token_ce
+from maskzoo.core.losses import masked_token_ce, model_logits, modelled_positions
 from maskzoo.core.masking import mask_random_subset, mask_tokens
 from maskzoo.core.schedules import Schedule
 
@@ -50,12 +50,6 @@ class BitsEstimate(NamedTuple):
 
     bits_per_token: float
     stderr: float
-
-
-def _forward(model: Callable, ids: Tensor, attention_mask: Tensor | None) -> Tensor:
-    if attention_mask is None:
-        return logits_of(model(input_ids=ids))
-    return logits_of(model(input_ids=ids, attention_mask=attention_mask))
 
 
 def _stratified_uniforms(
@@ -98,9 +92,7 @@ def nelbo_samples(
     if groups < 1 or num_samples % groups:
         raise UserError(f"num_samples ({num_samples}) must be a multiple of num_groups ({groups})")
     device = ids.device
-    allowed = torch.ones_like(ids, dtype=torch.bool) if maskable is None else maskable.to(torch.bool)
-    if attention_mask is not None:
-        allowed = allowed & attention_mask.to(torch.bool)
+    allowed = modelled_positions(ids, maskable, attention_mask)  # [N, L]
     num_tokens = allowed.sum(dim=-1)  # [N]
 
     n_seq = ids.shape[0]
@@ -123,7 +115,7 @@ def nelbo_samples(
             xt, is_masked = mask_tokens(x0, schedule.mask_prob(t), mask_id, allow_c, generator)
             weight = schedule.weight(t)  # [C]
         am = attention_mask[rows] if attention_mask is not None else None
-        logits = _forward(model, xt, am)  # [C, L, V]
+        logits = model_logits(model, xt, am)  # [C, L, V]
         ce = masked_token_ce(logits, x0, is_masked).double().sum(dim=-1)  # [C]
         estimates[idx] = torch.where(is_masked.any(dim=-1), weight * ce, torch.zeros_like(ce))
     return estimates.view_as(u), num_tokens
@@ -195,15 +187,13 @@ def ar_bits_per_token(
     """Exact NLL of a causal model in bits per predicted token (position ``i`` predicts token ``i + 1``; the
     first token of each row is not predicted); ``stderr`` is 0. Scored targets: real (``attention_mask``)
     and, if given, ``maskable`` tokens -- the same tokens ``ARLoss`` trains on."""
-    allowed = torch.ones_like(ids, dtype=torch.bool) if maskable is None else maskable.to(torch.bool)
-    if attention_mask is not None:
-        allowed = allowed & attention_mask.to(torch.bool)
+    allowed = modelled_positions(ids, maskable, attention_mask)  # [N, L]
     total, count = 0.0, 0
     for start in range(0, ids.shape[0], batch_size):
         x = ids[start : start + batch_size]  # [C, L]
         am = attention_mask[start : start + batch_size] if attention_mask is not None else None
         scored = allowed[start : start + batch_size, 1:]  # [C, L-1]
-        logits = _forward(model, x, am)  # [C, L, V]
+        logits = model_logits(model, x, am)  # [C, L, V]
         total += float(masked_token_ce(logits[:, :-1], x[:, 1:], scored).double().sum())
         count += int(scored.sum())
     if count == 0:

@@ -187,18 +187,24 @@ def _batch_tensors(batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None, 
     ids = batch["input_ids"]  # [B, L]
     attention_mask = batch.get("attention_mask")
     maskable = batch.get("maskable")
-    maskable = torch.ones_like(ids, dtype=torch.bool) if maskable is None else maskable.to(torch.bool)
     for name, extra in (("maskable", maskable), ("attention_mask", attention_mask)):
         if extra is not None and extra.shape != ids.shape:
             raise UserError(
                 f"batch {name!r} has shape {tuple(extra.shape)}, input_ids has {tuple(ids.shape)}"
             )
+    return ids, attention_mask, modelled_positions(ids, maskable, attention_mask)
+
+
+def modelled_positions(ids: Tensor, maskable: Tensor | None, attention_mask: Tensor | None) -> Tensor:
+    """``[B, L]`` bool: positions that may be masked and scored: ``maskable`` (default all) and not padding."""
+    allowed = torch.ones_like(ids, dtype=torch.bool) if maskable is None else maskable.to(torch.bool)
     if attention_mask is not None:
-        maskable = maskable & attention_mask.to(torch.bool)
-    return ids, attention_mask, maskable
+        allowed = allowed & attention_mask.to(torch.bool)
+    return allowed
 
 
-def _forward(model: Callable, ids: Tensor, attention_mask: Tensor | None) -> Tensor:
+def model_logits(model: Callable, ids: Tensor, attention_mask: Tensor | None) -> Tensor:
+    """``model(input_ids=ids[, attention_mask=...])`` as logits ``[B, L, V]`` (the mask only when given)."""
     if attention_mask is None:
         return logits_of(model(input_ids=ids))
     return logits_of(model(input_ids=ids, attention_mask=attention_mask))
@@ -274,7 +280,7 @@ class DiffusionLoss:
         t = self.time_sampler(x0.shape[0], generator=self.generator, device=x0.device)  # [B]
         t = floor_times(t, self.t_min)  # [B]
         xt, is_masked = mask_tokens(x0, self.schedule.mask_prob(t), self.mask_id, maskable, self.generator)
-        logits = _forward(model, xt, attention_mask)  # [B, L, V]
+        logits = model_logits(model, xt, attention_mask)  # [B, L, V]
         ce = masked_token_ce(logits, x0, is_masked)  # [B, L]
         loss = reduce_weighted_ce(ce, is_masked, self.schedule.weight(t), self.normalization(maskable))
         with torch.no_grad():
@@ -302,7 +308,7 @@ class ARLoss:
 
     def __call__(self, model: Callable, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         ids, attention_mask, maskable = _batch_tensors(batch)  # [B, L]
-        logits = _forward(model, ids, attention_mask)  # [B, L, V]
+        logits = model_logits(model, ids, attention_mask)  # [B, L, V]
         scored = maskable[:, 1:]  # [B, L-1]
         ce = masked_token_ce(logits[:, :-1], ids[:, 1:], scored)  # [B, L-1]
         loss = ce.sum() / scored.sum().clamp_min(1)

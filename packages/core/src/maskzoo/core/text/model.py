@@ -49,14 +49,11 @@ def load_text_model(path_or_name: str | Path | None = None, device: str | torch.
         path = Path(path_or_name)
         if not path.exists():
             raise UserError(f"checkpoint not found: {path}")
-    from maskzoo.core.checkpoint import read_config
-
-    tok_json = read_config(path).get("extra", {}).get("tokenizer")
+    model = load_model(path, device=device)
+    tok_json = (getattr(model, "checkpoint_extra", None) or {}).get("tokenizer")
     if tok_json is None:
         raise UserError(f"{path} has no tokenizer in config.json: not a maskzoo text model directory")
     tokenizer = CharTokenizer.from_json(tok_json)
-    model = load_model(path, device=device)
     if model.mask_id != tokenizer.mask_id:
-        raise UserError(f"{path}: config mask_token_id {model.mask_id} disagrees with tokenizer.json")
-    model.eval()
+        raise UserError(f"{path}: config mask_token_id {model.mask_id} disagrees with its tokenizer")
     return model, tokenizer
