@@ -14,7 +14,7 @@ from maskzoo.vision.checkpoint import load_vision_model
 from maskzoo.vision.scenes import write_scene_folder
 
 RECIPE = "apps/recipes/vision_scenes_captioner.yaml"
-TINY = ["model.lm.d_model=32", "model.lm.n_layers=1", "model.lm.n_heads=2", "model.tower.image_size=32",
+TINY = ["model.tower.weights=null", "model.lm.d_model=32", "model.lm.n_layers=1", "model.lm.n_heads=2", "model.tower.image_size=32",
         "data.scene_image_size=32", "data.batch_size=4", "data.seq_len=0", "train.warmup_steps=0",
         "train.log_every=1", "train.save_every=0", "train.progress=false", "eval.scenes=2", "eval.steps=2",
         "eval.gen_length=4", "export_dir=null"]
@@ -72,9 +72,13 @@ def test_every_vision_recipe_parses():
     from pathlib import Path
 
     from maskzoo.core.config import load_config
+    from maskzoo.vision.tower_pretrain import TowerPretrainRecipe
     from maskzoo.vision.train import VisionRecipe
 
     recipes = sorted(Path("apps/recipes").glob("vision_*.yaml"))
+    towers = [p for p in recipes if p.stem.endswith("_tower")]  # stage 0 (tower pre-training) recipes
+    assert [load_config(TowerPretrainRecipe, p).tower.layer for p in towers] == [3]
+    recipes = [p for p in recipes if p not in towers]
     assert len(recipes) >= 3
     stages = {p.stem: load_config(VisionRecipe, p).stage.stage for p in recipes}
     assert stages["vision_llada_v_stage1"] == 1 and stages["vision_llada_v_stage2"] == 2

@@ -1,4 +1,4 @@
-"""``maskzoo vision train | caption``.
+"""``maskzoo vision train | pretrain-tower | caption``.
 
 ``maskzoo vision caption IMG... [--checkpoint DIR] [--prompt TEXT] [--jsonl]`` prints one line per image,
 ``path<TAB>caption`` (or ``{"image": ..., "caption": ...}`` with ``--jsonl``). Every image is read and every
@@ -29,6 +29,12 @@ def register(areas: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
     p.set_defaults(func=_train)
 
+    p = verbs.add_parser("pretrain-tower", help="stage 0: pre-train a tower on random-colour shape scenes")
+    p.add_argument("--config", required=True, help="YAML recipe, e.g. apps/recipes/vision_scenes_tower.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
+    p.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
+    p.set_defaults(func=_pretrain_tower)
+
     p = verbs.add_parser("caption", help="caption images (default model: the embedded scenes captioner)")
     p.add_argument("images", nargs="+", help="image files or folders of images")
     p.add_argument("--checkpoint", default=None, help="vision model dir, LLaDA-V dir or zoo name (default: embedded)")
@@ -51,6 +57,14 @@ def _train(args: argparse.Namespace) -> int:
 
     out = train_from_recipe(args.config, args.overrides, resume=not args.no_resume)
     sys.stderr.write(f"maskzoo: model written to {out}\n")
+    return 0
+
+
+def _pretrain_tower(args: argparse.Namespace) -> int:
+    from maskzoo.vision.tower_pretrain import pretrain_tower_from_recipe
+
+    out = pretrain_tower_from_recipe(args.config, args.overrides, resume=not args.no_resume)
+    sys.stderr.write(f"maskzoo: tower weights written to {out}\n")
     return 0
 
 

@@ -80,19 +80,20 @@ class _TimmBackend:
                 model = timm.create_model(name, pretrained=False, **kwargs)
             except TypeError as e:
                 raise UserError(f"timm model {name!r}: bad keyword argument ({e})") from None
-        if cfg.weights:
-            sd = load_state_file(cfg.weights)
-            from maskzoo.vision.siglip import hf_siglip_to_timm, is_hf_siglip
-
-            if is_hf_siglip(sd):  # a Hugging Face SigLIP / SigLIP2 model.safetensors (LLaDA-V's tower)
-                sd, _ = hf_siglip_to_timm(sd)
-            filt = getattr(__import__(type(model).__module__, fromlist=["x"]), "checkpoint_filter_fn", None)
-            if filt is not None:
-                sd = filt(sd, model)
-            _load_strict(model, sd, cfg.weights, ignore_prefixes=("head.", "fc.", "classifier.", "attn_pool.",
-                                                                  "fc_norm."))
         data = timm.data.resolve_model_data_config(model)
         return model, dict(data)
+
+    #: classifier / pooling keys of full checkpoints; towers read patch tokens of an inner block
+    HEAD_PREFIXES = ("head.", "fc.", "classifier.", "attn_pool.", "fc_norm.")
+
+    @staticmethod
+    def convert(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+        from maskzoo.vision.siglip import hf_siglip_to_timm, is_hf_siglip
+
+        if is_hf_siglip(sd):  # a Hugging Face SigLIP / SigLIP2 model.safetensors (LLaDA-V's tower)
+            sd, _ = hf_siglip_to_timm(sd)
+        filt = getattr(__import__(type(model).__module__, fromlist=["x"]), "checkpoint_filter_fn", None)
+        return filt(sd, model) if filt is not None else sd
 
     @staticmethod
     def trunk(model: nn.Module) -> nn.Module:
@@ -130,11 +131,6 @@ class _OpenClipBackend:
         if cfg.image_size is not None:
             vision_cfg["image_size"] = cfg.image_size
         tower = _build_vision_tower(mcfg["embed_dim"], vision_cfg, quick_gelu=mcfg.get("quick_gelu", False))
-        if cfg.weights:
-            sd = load_state_file(cfg.weights)
-            if any(k.startswith("visual.") for k in sd):
-                sd = {k[len("visual."):]: v for k, v in sd.items() if k.startswith("visual.")}
-            _load_strict(tower, sd, cfg.weights)
         tags = open_clip.list_pretrained_tags_by_model(model_name)
         pre = open_clip.get_pretrained_cfg(model_name, tag or (tags[0] if tags else "")) or {}
         data = {
@@ -145,6 +141,14 @@ class _OpenClipBackend:
             "resize_mode": pre.get("resize_mode", "shortest"),
         }
         return tower, data
+
+    HEAD_PREFIXES = ()
+
+    @staticmethod
+    def convert(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+        if any(k.startswith("visual.") for k in sd):  # a whole CLIP checkpoint: keep the image tower
+            sd = {k[len("visual."):]: v for k, v in sd.items() if k.startswith("visual.")}
+        return sd
 
     @staticmethod
     def trunk(model: nn.Module) -> nn.Module:
@@ -172,11 +176,13 @@ def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _load_strict(model: nn.Module, sd: dict, source, ignore_prefixes: tuple[str, ...] = ()) -> None:
+def _load_strict(model: nn.Module, sd: dict, source, pruned: set[str], ignore_prefixes: tuple[str, ...] = ()
+                 ) -> None:
+    """Load into the pruned backbone: every kept key must be present; keys of pruned blocks (``pruned``) and
+    of heads (``ignore_prefixes``) may be, so a full published checkpoint and a pruned export both fit."""
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    # heads and pooling are pruned away: towers read patch tokens of an inner block
     missing = [k for k in missing if not k.startswith(ignore_prefixes)]
-    unexpected = [k for k in unexpected if not k.startswith(ignore_prefixes)]
+    unexpected = [k for k in unexpected if k not in pruned and not k.startswith(ignore_prefixes)]
     if missing or unexpected:
         raise UserError(f"{source}: weights do not fit the tower (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
@@ -197,12 +203,17 @@ class VisionTower(nn.Module):
             data["input_size"] = (3, cfg.image_size, cfg.image_size)
         self.data_config = {**data, **cfg.preprocess}
         size = self.data_config["input_size"][1:]
+        full_keys = set(self.backbone.state_dict())
         try:
             self.layer = _prune(self.backend.trunk(self.backbone), cfg.layer)
             with torch.no_grad():
                 probe = self.features(torch.zeros(1, 3, *size))  # [1, N, C]
         except (IndexError, ValueError, AssertionError) as e:
             raise UserError(f"tower {cfg.name!r}: cannot read features at layer {cfg.layer} ({e})") from None
+        if cfg.weights:  # after pruning, so a pruned export (tower_pretrain) loads as strictly as a full file
+            sd = self.backend.convert(load_state_file(cfg.weights), self.backbone)
+            _load_strict(self.backbone, sd, cfg.weights, full_keys - set(self.backbone.state_dict()),
+                         self.backend.HEAD_PREFIXES)
         self.num_tokens, self.out_dim = probe.shape[1], probe.shape[2]
         self._transform = None
 
