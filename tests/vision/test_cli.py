@@ -111,3 +111,22 @@ def test_embedded_default_matches_its_model_card():
     assert seen["exact_match"] >= 0.95 and seen["token_accuracy"] >= 0.95  # card: 0.990 / 0.991 on 200
     # the target: at least 90% exact on unseen colour-shape pairs (card: 0.962 / 0.979 on 500)
     assert heldout["exact_match"] >= 0.9 and heldout["token_accuracy"] >= 0.95
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("tower.layer=2", "one feature per scene cell"),
+    ("tower.weights=/no/such/tower.safetensors", "weights file not found"),
+    ("batch_sise=8", "batch_sise"),
+])
+def test_pretrain_tower_bad_input_is_one_line(capsys, tmp_path, override, expected):
+    run = tmp_path / "run"
+    rc, out, err = _run(capsys, ["vision", "pretrain-tower", "--config", "apps/recipes/vision_scenes_tower.yaml",
+                                 override, f"run_dir={run}"])
+    assert rc == 2 and err.count("\n") == 1 and expected in err, err
+    assert not (run / "tower.safetensors").exists()
+
+
+def test_captioner_recipe_without_its_stage0_tower_says_which_file(capsys, tmp_path):
+    rc, out, err = _run(capsys, ["vision", "train", "--config", "apps/recipes/vision_scenes_captioner.yaml",
+                                 "model.tower.weights=/no/such/tower.safetensors", f"run_dir={tmp_path / 'run'}"])
+    assert rc == 2 and err.count("\n") == 1 and "/no/such/tower.safetensors" in err

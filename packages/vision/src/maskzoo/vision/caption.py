@@ -1,7 +1,8 @@
 """Captioning with a vision-language masked-diffusion model.
 
 For a batch of images the projected image features are computed once, the prompt
-``bos user <image> text eot assistant`` (with T placeholders per image) is repeated per row, and the core
+``bos user <image> text eot assistant`` (with T placeholders per image) is repeated per row (images that a
+tiling model turns into different numbers of features are sampled in separate groups), and the core
 sampler (:func:`maskzoo.core.generate`, LLaDA low-confidence remasking by default, Nie et al. 2025 sec. 2.4)
 fills ``gen_length`` masked positions in ``steps`` steps, splicing the image features into every forward.
 The caption is the decoded text up to the first end-of-turn / end-of-sequence token.
@@ -86,27 +87,41 @@ class Captioner:
         s = replace(self.settings, **settings) if settings else self.settings
         prompt = self.prompt if prompt is None else prompt
         check_prompt(prompt, 1)
-        ids = encode_prompt(self.tok, self.template, prompt, self.model.tokens_per_image)
-        prompt_ids = torch.tensor(ids, dtype=torch.long, device=self.device)  # [P]
         bs = batch_size or self.batch_size
         out: list[str] = []
         bar = _progress(len(images), progress)
         for start in range(0, len(images), bs):
             chunk = [_as_image(im) for im in images[start:start + bs]]
-            out += self._caption_batch(chunk, prompt_ids, s, generator)
+            out += self._caption_batch(chunk, prompt, s, generator)
             bar.update(len(chunk))
         bar.close()
         return out
 
-    def _caption_batch(self, images: list[Image.Image], prompt_ids: torch.Tensor, s: SamplerSettings,
+    def _encode(self, images: list[Image.Image]) -> list[tuple[list[int], torch.Tensor]]:
+        """Image features grouped by length: ``[(indices into images, features [b, T, D])]``. One group of
+        ``tokens_per_image`` without tiling; with anyres tiling, one group per distinct token count."""
+        if self.model.anyres is None:
+            pixels = self.model.tower.preprocess(images).to(self.device)  # [B, 3, H, W]
+            return [(list(range(len(images))), self.model.encode_images(pixels))]  # [B, T, D]
+        groups: dict[int, list[tuple[int, torch.Tensor]]] = {}
+        for i, im in enumerate(images):
+            f = self.model.encode_image_tiled(im)  # [N_i, D]
+            groups.setdefault(f.shape[0], []).append((i, f))
+        return [([i for i, _ in g], torch.stack([f for _, f in g])) for g in groups.values()]
+
+    def _caption_batch(self, images: list[Image.Image], prompt: str, s: SamplerSettings,
                        generator: torch.Generator | None) -> list[str]:
-        pixels = self.model.tower.preprocess(images).to(self.device)  # [B, 3, H, W]
-        feats = self.model.encode_images(pixels)  # [B, T, D]
-        batch = prompt_ids[None].expand(len(images), -1)  # [B, P]
-        x = generate(self.model.denoiser(feats), batch, gen_length=s.gen_length, steps=s.steps,
-                     block_length=s.block_length, temperature=s.temperature, remasking=s.remasking,
-                     mask_id=self.model.mask_id, eos_id=self.tok.eos_id, generator=generator)  # [B, P+G]
-        return [self.decode(row[prompt_ids.numel():]) for row in x]
+        out: list[str] = [""] * len(images)
+        for rows, feats in self._encode(images):
+            ids = encode_prompt(self.tok, self.template, prompt, feats.shape[1])
+            prompt_ids = torch.tensor(ids, dtype=torch.long, device=self.device)  # [P]
+            batch = prompt_ids[None].expand(len(rows), -1)  # [b, P]
+            x = generate(self.model.denoiser(feats), batch, gen_length=s.gen_length, steps=s.steps,
+                         block_length=s.block_length, temperature=s.temperature, remasking=s.remasking,
+                         mask_id=self.model.mask_id, eos_id=self.tok.eos_id, generator=generator)  # [b, P+G]
+            for i, row in zip(rows, x):
+                out[i] = self.decode(row[prompt_ids.numel():])
+        return out
 
     def decode(self, generated: torch.Tensor | list[int]) -> str:
         """Generated ids -> text up to the first stop token (mask tokens, if any, are dropped)."""

@@ -9,7 +9,8 @@ Config fields used::
     hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
     vocab_size, rms_norm_eps, rope_theta, max_position_embeddings, tie_word_embeddings   -> the LLaDA LM
     mm_projector_type ("mlp2x_gelu"), mm_hidden_size                                     -> the projector
-    mm_patch_merge_type (contains "unpad" -> one learned ``image_newline`` after each image)
+    mm_patch_merge_type (contains "unpad" -> a learned ``image_newline``)
+    image_aspect_ratio, image_grid_pinpoints (anyres tiling, see below)
     mm_vision_tower: the SigLIP tower; if it names a local folder (absolute or relative to the checkpoint)
     holding the tower's config.json, its heads / eps come from there, else from SigLIP's published widths
 
@@ -29,9 +30,10 @@ Tensor names (published -> maskzoo)::
 LLaDA-V deletes SigLIP's last encoder layer and reads the last remaining hidden state (the original
 penultimate layer, ``mm_vision_select_layer = -2``) before ``post_layernorm``; the checkpoint holds the
 shortened stack, so the tower here reads its last block (``layer = -1``). Images are resized to the tower's
-square input (bicubic, mean = std = 0.5, SigLIP's processor). Not implemented: ``anyres`` tiling
-(``image_aspect_ratio = anyres_max_*``) — every image enters as its single base view, as LLaDA-V does for
-a one-view image (features then ``image_newline``).
+square input (bicubic, mean = std = 0.5, SigLIP's processor). ``image_aspect_ratio = anyres`` /
+``anyres_max_N`` with ``image_grid_pinpoints`` turns on LLaVA-NeXT tiling for captioning
+(:mod:`maskzoo.vision.anyres`: base view, then the unpadded tile map with ``image_newline`` after each row);
+otherwise an image is its one view followed by ``image_newline``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any
 import torch
 
 from maskzoo.core.errors import UserError
+from maskzoo.vision import anyres
 from maskzoo.vision.model import VisionLanguageModel, VisionModelConfig
 from maskzoo.vision.siglip import hf_siglip_to_timm
 from maskzoo.vision.tokenizer import HFTokenizer
@@ -151,9 +154,11 @@ def config_from_llava_llada(path: Path, cfg: dict[str, Any], state: dict[str, to
     tower = tower_spec(path, cfg, state)
     if tower["kwargs"]["embed_dim"] != int(cfg["mm_hidden_size"]):
         raise UserError(f"{path}: mm_hidden_size {cfg['mm_hidden_size']} differs from the tower width")
+    tiling = anyres.from_llava_config(cfg, tower["image_size"])
     return VisionModelConfig(lm=lm, tower=tower, projector=str(cfg.get("mm_projector_type", "linear")),
                              image_token_id=tok.image_id,
                              image_newline="unpad" in str(cfg.get("mm_patch_merge_type", "flat")),
+                             anyres=tiling.to_dict() if tiling else None,
                              tokenizer={"type": "hf", "file": "tokenizer.json", "specials": tok.specials,
                                         "image_token": tok.image_token},
                              template="llava_llada", prompt=PROMPT)

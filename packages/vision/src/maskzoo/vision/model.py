@@ -15,14 +15,18 @@ features. Several images per prompt fill their placeholder runs in order (row-ma
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 
 from maskzoo.core.errors import UserError
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
+from maskzoo.vision import anyres
+from maskzoo.vision.anyres import AnyRes
 from maskzoo.vision.projector import build_projector
 from maskzoo.vision.template import DEFAULT_PROMPT
 from maskzoo.vision.towers import TowerConfig, VisionTower, set_trainable
@@ -36,7 +40,8 @@ class VisionModelConfig:
     fields; ``projector``: ``linear`` / ``mlp2x_gelu``; ``image_token_id``: the tokenizer's ``<image>`` id;
     ``image_newline``: append one learned vector after each image (LLaDA-V ``spatial_unpad``);
     ``tokenizer``: how to rebuild the tokenizer saved beside the weights; ``template``: chat template name;
-    ``prompt``: default captioning prompt.
+    ``prompt``: default captioning prompt; ``anyres``: LLaVA-NeXT tiling (:class:`~maskzoo.vision.anyres.AnyRes`
+    as a dict; None: every image is one view of ``tokens_per_image`` features).
     """
 
     lm: dict[str, Any]
@@ -47,6 +52,7 @@ class VisionModelConfig:
     tokenizer: dict[str, Any] = field(default_factory=dict)
     template: str = "word"
     prompt: str = DEFAULT_PROMPT
+    anyres: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +120,11 @@ class VisionLanguageModel(nn.Module):
         return self.tower.num_tokens + (1 if self.image_newline is not None else 0)
 
     @property
+    def anyres(self) -> AnyRes | None:
+        """The image tiling of a published LLaDA-V model, or None (one view per image)."""
+        return AnyRes.from_dict(self.config.anyres) if self.config.anyres else None
+
+    @property
     def tower_trainable(self) -> bool:
         return any(p.requires_grad for p in self.tower.parameters())
 
@@ -145,6 +156,27 @@ class VisionLanguageModel(nn.Module):
             nl = self.image_newline.to(h.dtype).expand(h.shape[0], 1, -1)  # [N, 1, D]
             h = torch.cat([h, nl], dim=1)  # [N, n+1, D]
         return h
+
+    def encode_image_tiled(self, image: Image.Image) -> torch.Tensor:
+        """One image through :mod:`~maskzoo.vision.anyres` tiling -> its features ``[N, D]`` (N depends on the
+        image's size: :meth:`image_token_count`)."""
+        tiling = self.anyres
+        if tiling is None or self.image_newline is None:
+            raise UserError("this model has no anyres tiling (or no image_newline to close its rows)")
+        tile = self.tower.image_size[0]
+        views, grid = anyres.views(image, tile, tiling)
+        pixels = self.tower.preprocess(views).to(self.image_newline.device)  # [1 + r c, 3, S, S]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.tower_trainable):
+            feats = self.tower(pixels)  # [1 + r c, T, C]
+        return anyres.merge(self.projector(feats), grid, image.size, self.image_newline, tiling.max_patches)
+
+    def image_token_count(self, image: Image.Image) -> int:
+        """Placeholder positions ``image`` occupies in a prompt (``tokens_per_image`` without tiling)."""
+        tiling = self.anyres
+        if tiling is None:
+            return self.tokens_per_image
+        side = math.isqrt(self.tower.num_tokens)
+        return anyres.anyres_token_count(image.size, self.tower.image_size[0], side, tiling)
 
     def embed(self, input_ids: torch.Tensor, image_features: torch.Tensor | None) -> torch.Tensor:
         """Token embeddings [B, L, D] with the image placeholders overwritten by ``image_features`` [N, T, D].

@@ -69,6 +69,9 @@ class ModelSpec:
     """chat template: word (built-in) or llada"""
     projector: str = "mlp2x_gelu"
     image_newline: bool = False
+    single_view: bool = False
+    """train (and export) a tiling model (LLaDA-V anyres) on one base view per image; required for such a model,
+    since tiled training is not implemented"""
     tower: TowerSpec = field(default_factory=TowerSpec)
     lm: LMSpec = field(default_factory=LMSpec)
 
@@ -190,6 +193,11 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     else:
         tok = build_tokenizer(recipe.model)
         model = build_model(recipe.model, tok)
+    if model.anyres is not None:
+        if not recipe.model.single_view:
+            raise UserError("this model tiles images (anyres) and tiled training is not implemented: set "
+                            "model.single_view=true to train and export it with one view per image")
+        model.config.anyres = None
     if recipe.data.kind in ("scenes", "captions"):
         model.config.prompt = recipe.data.prompt
     counts = apply_stage(model, recipe.stage.stage, recipe.stage.train_tower)
