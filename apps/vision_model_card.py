@@ -109,7 +109,7 @@ combinations are new. No stage shows an image of a held-out pair:
 - Loss: LLaDA response-only SFT (core `DiffusionLoss.llada_sft`): only caption tokens (and EOS padding) masked.
 - Steps: {summary.get('step', '?')} updates of batch {(run.get('data') or {}).get('batch_size', '?')}; wall time {run.get('wall_min', 0):.1f} min.
 - Both recipes ran as written except for their output paths (`run_dir`, `export_dir`, and `model.tower.weights`
-  naming the stage-0 run's `tower.safetensors` there).
+  naming the stage-0 run's `tower.safetensors` there) and `train.progress=false`.
 - Hardware: CPU only, 1 thread each (OMP_NUM_THREADS=1), two runs side by side on a 2-core machine
   ({platform.processor() or platform.machine()}); torch {torch.__version__}.
 
