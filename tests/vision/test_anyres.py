@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from _vision_fixtures import make_llava_llada_dir
 from PIL import Image
+from safetensors.torch import load_file
 
 from maskzoo.core.errors import UserError
 from maskzoo.vision import anyres
@@ -79,6 +84,30 @@ def test_merge_lays_tiles_out_as_one_map():
     assert torch.equal(body[:, -1], newline.expand(bottom - top, 3))  # each row ends with image_newline
     want = torch.tensor([[[Y, X, 1.0] for X in range(left, right)] for Y in range(top, bottom)])
     assert torch.equal(body[:, :-1], want)
+
+
+REFERENCE = Path(__file__).parent / "fixtures" / "anyres"
+
+
+def test_matches_llada_v_reference_code():
+    """Against LLaDA-V's own mm_utils / prepare_inputs_labels_for_multimodal (see fixtures/anyres/README.md)."""
+    ref = json.loads((REFERENCE / "anyres_reference.json").read_text())
+    t = load_file(str(REFERENCE / "anyres_reference.safetensors"))
+    for case in ref["grid_shapes"]:
+        w, h = anyres.select_best_resolution(tuple(case["size"]), LLADA_V)
+        assert [w // 384, h // 384] == case["grid"], case
+    pins = anyres.parse_grid_pinpoints(ref["pinpoints"], 32)
+    side = ref["features_per_side"]
+    for case in ref["merges"]:
+        k, size, tiling = case["key"], tuple(case["size"]), AnyRes(pins, case["max_patches"])
+        image = Image.fromarray(t[f"image_{k}"].numpy())
+        views, grid = anyres.views(image, 32, tiling)
+        ours = torch.stack([torch.from_numpy(np.array(v)) for v in views])  # [1 + r c, 32, 32, 3]
+        assert ours.shape == t[f"views_{k}"].shape
+        assert (ours.int() - t[f"views_{k}"].int()).abs().max() <= 1  # PIL bicubic, same geometry
+        merged = anyres.merge(t[f"feats_{k}"], grid, size, t[f"newline_{k}"], tiling.max_patches)
+        assert merged.shape[0] == case["tokens"] == anyres.anyres_token_count(size, 32, side, tiling)
+        assert torch.allclose(merged, t[f"merged_{k}"], atol=1e-6), case
 
 
 @pytest.fixture(scope="module")
