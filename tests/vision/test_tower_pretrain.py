@@ -9,14 +9,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from maskzoo.core.errors import UserError
-from maskzoo.vision.scenes import COLOURS, HELD_OUT_PAIRS, SHAPES, SIZES
+from maskzoo.vision.scenes import COLOURS, HELD_OUT_PAIRS, SHAPES, SIZES, rgb_distance
 from maskzoo.vision.tower_pretrain import (
     AttributeCollator,
     AttributeScenes,
     TowerWithHeads,
     attribute_loss,
     pretrain_tower_from_recipe,
-    rgb_distance,
 )
 from maskzoo.vision.towers import TowerConfig, VisionTower
 

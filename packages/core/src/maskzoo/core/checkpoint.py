@@ -161,7 +161,8 @@ def _retie(model: nn.Module, groups: list[list[str]]) -> None:
             setattr(model.get_submodule(owner) if owner else model, leaf, src)
 
 
-def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: Path, dtype: torch.dtype | None) -> None:
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: Path,
+                      dtype: torch.dtype | None = None) -> None:
     """Strict loading: every parameter present with the right shape, nothing else. Tied parameters are stored
     once, under the first name of the tie (state-dict order), as :func:`save_model` writes them."""
     expected = model.state_dict()
@@ -185,7 +186,7 @@ def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: Path, 
     _retie(model, groups)
 
 
-def _build(model_cls: type[nn.Module], config: Any) -> nn.Module:
+def build_empty(model_cls: type[nn.Module], config: Any) -> nn.Module:
     """Instantiate without allocating/initialising weights (they are all overwritten by the checkpoint)."""
     with torch.device("meta"):
         return model_cls(config)
@@ -205,15 +206,15 @@ def _load_maskzoo(path: Path, meta: dict[str, Any], dtype: torch.dtype | None) -
     model_cls, config_cls = ARCHITECTURES[arch]
     if not isinstance(meta.get("config"), dict):
         raise UserError(f"{path / CONFIG_FILE}: missing the 'config' object")
-    model = _build(model_cls, config_cls.from_dict(meta["config"]))
-    _load_state(model, _read_weights(path), path, dtype)
+    model = build_empty(model_cls, config_cls.from_dict(meta["config"]))
+    load_state_strict(model, _read_weights(path), path, dtype)
     model.checkpoint_extra = dict(meta.get("extra") or {})
     return model
 
 
 def _load_llada(path: Path, meta: dict[str, Any], dtype: torch.dtype | None) -> nn.Module:
     config = llada_format.config_from_llada(meta)
-    model = _build(DiffusionTransformer, config)
+    model = build_empty(DiffusionTransformer, config)
     state: dict[str, torch.Tensor] = {}
     unknown = []
     for key, tensor in _read_weights(path).items():
@@ -224,7 +225,7 @@ def _load_llada(path: Path, meta: dict[str, Any], dtype: torch.dtype | None) -> 
             state[ours] = tensor
     if unknown:
         raise UserError(f"{path}: unexpected tensors in a LLaDA checkpoint: {_names(sorted(unknown))}")
-    _load_state(model, state, path, dtype)
+    load_state_strict(model, state, path, dtype)
     model.checkpoint_extra = {"source_format": "llada"}
     return model
 

@@ -44,6 +44,16 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
 
+def add_recipe_options(p: argparse.ArgumentParser, example: str, default: str | None = None) -> None:
+    """Options every training command shares: --config (a YAML recipe), key=value overrides, --no-resume."""
+    if default is None:
+        p.add_argument("--config", required=True, help=f"YAML recipe, e.g. {example}")
+    else:
+        p.add_argument("--config", default=default, help=f"YAML recipe (default {default})")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
+    p.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
+
+
 def resolve_device(name: str):
     import torch
 

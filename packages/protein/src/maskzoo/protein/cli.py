@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from maskzoo.core.cli import add_common_options, resolve_device
+from maskzoo.core.cli import add_common_options, add_recipe_options, resolve_device
 from maskzoo.core.errors import UserError
 
 DEFAULT_RECIPE = "apps/recipes/protein_dsm_default.yaml"
@@ -22,13 +22,7 @@ def register(areas: argparse._SubParsersAction) -> None:
     verbs.required = True
 
     p = verbs.add_parser("train", help="train a DSM model from a YAML recipe")
-    p.add_argument("--config", default=DEFAULT_RECIPE, help=f"YAML recipe (default {DEFAULT_RECIPE})")
-    p.add_argument(
-        "overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 data.crop_len=128"
-    )
-    p.add_argument(
-        "--no-resume", action="store_true", help="start over even if the run directory has a checkpoint"
-    )
+    add_recipe_options(p, DEFAULT_RECIPE, default=DEFAULT_RECIPE)
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("generate", help="generate protein sequences (FASTA)")

@@ -61,11 +61,8 @@ def parse_grid_pinpoints(pinpoints: str | Sequence, tile: int) -> tuple[Size, ..
             raise UserError(f"image_grid_pinpoints {pinpoints!r}: expected '(1x1),...,(6x6)'")
         (c0, r0), (c1, r1) = (tuple(map(int, s)) for s in (shapes[0], shapes[-1]))
         return tuple((c * tile, r * tile) for c in range(c0, c1 + 1) for r in range(r0, r1 + 1))
-    if isinstance(pinpoints, str):
-        try:
-            pinpoints = [[int(v) for v in pair] for pair in re.findall(r"\[\s*(\d+)\s*,\s*(\d+)\s*\]", pinpoints)]
-        except ValueError:
-            pinpoints = []
+    if isinstance(pinpoints, str):  # "[[336, 672], [672, 336]]"
+        pinpoints = re.findall(r"\[\s*(\d+)\s*,\s*(\d+)\s*\]", pinpoints)
     out = tuple((int(w), int(h)) for w, h in pinpoints)
     if not out:
         raise UserError(f"image_grid_pinpoints {pinpoints!r}: no resolutions")

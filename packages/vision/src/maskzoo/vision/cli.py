@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from maskzoo.core.cli import add_common_options, resolve_device
+from maskzoo.core.cli import add_common_options, add_recipe_options, resolve_device
 from maskzoo.core.errors import UserError
 
 PROGRESS_MIN_IMAGES = 8
@@ -24,15 +24,11 @@ def register(areas: argparse._SubParsersAction) -> None:
     verbs.required = True
 
     p = verbs.add_parser("train", help="train a vision-language model / adapter from a YAML recipe")
-    p.add_argument("--config", required=True, help="YAML recipe, e.g. apps/recipes/vision_scenes_captioner.yaml")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stage.stage=1 train.max_steps=100")
-    p.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
+    add_recipe_options(p, "apps/recipes/vision_scenes_captioner.yaml")
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("pretrain-tower", help="stage 0: pre-train a tower on random-colour shape scenes")
-    p.add_argument("--config", required=True, help="YAML recipe, e.g. apps/recipes/vision_scenes_tower.yaml")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
-    p.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
+    add_recipe_options(p, "apps/recipes/vision_scenes_tower.yaml")
     p.set_defaults(func=_pretrain_tower)
 
     p = verbs.add_parser("caption", help="caption images (default model: the embedded scenes captioner)")

@@ -143,9 +143,6 @@ class VisionLanguageModel(nn.Module):
             self.tower.eval()
         return self
 
-    def tie_weights(self) -> None:  # called by the core loader after assigning weights
-        self.lm.tie_weights()
-
     # ------------------------------------------------------------------ images
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values [N, 3, H, W] (preprocessed) -> projected features [N, T, D]."""

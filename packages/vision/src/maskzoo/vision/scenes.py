@@ -19,6 +19,7 @@ Scenes are pure functions of ``(split, seed, index)``, so a dataset is reproduci
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw
@@ -222,12 +223,16 @@ class SceneGenerator:
         return img.resize((self.image_size, self.image_size), Image.Resampling.LANCZOS)
 
 
+def rgb_distance(a: Sequence[float], b: Sequence[float]) -> float:
+    """Euclidean distance of two RGB colours (0-255 per channel)."""
+    return sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5
+
+
 def off_palette_colour(rng: random.Random, min_distance: float = 120.0) -> tuple[int, int, int]:
     """A random visible colour at least ``min_distance`` (RGB Euclidean) from every palette colour."""
     while True:
         c = (rng.randint(40, 255), rng.randint(40, 255), rng.randint(40, 255))
-        if max(c) > 110 and all(sum((a - b) ** 2 for a, b in zip(c, p)) ** 0.5 >= min_distance
-                                for p in COLOURS.values()):
+        if max(c) > 110 and all(rgb_distance(c, p) >= min_distance for p in COLOURS.values()):
             return c
 
 

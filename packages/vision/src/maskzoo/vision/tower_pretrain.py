@@ -45,15 +45,12 @@ from maskzoo.vision.scenes import (
     Scene,
     SceneGenerator,
     SceneObject,
+    rgb_distance,
 )
 from maskzoo.vision.towers import TowerConfig, VisionTower
 from maskzoo.vision.train import TowerSpec
 
 COLOUR_LOSS_WEIGHT = 10.0  # RGB in [0, 1]: an MSE of 0.01 (about 25 levels of 255) weighs like a CE of 0.1
-
-
-def rgb_distance(a: Sequence[int], b: Sequence[int]) -> float:
-    return sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5
 
 
 @dataclass

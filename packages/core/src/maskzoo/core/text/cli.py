@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from maskzoo.core.cli import add_common_options, resolve_device
+from maskzoo.core.cli import add_common_options, add_recipe_options, resolve_device
 from maskzoo.core.errors import UserError
 
 
@@ -16,9 +16,7 @@ def register(areas: argparse._SubParsersAction) -> None:
     verbs.required = True
 
     p = verbs.add_parser("train", help="train a text model from a YAML recipe")
-    p.add_argument("--config", required=True, help="YAML recipe, e.g. apps/recipes/text_char_shakespeare.yaml")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
-    p.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
+    add_recipe_options(p, "apps/recipes/text_char_shakespeare.yaml")
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("generate", help="generate text with a model (default: the embedded one)")
