@@ -8,7 +8,8 @@ MDLM (Sahoo et al. 2024, arXiv 2406.07524) and MD4 (Shi et al. 2024, arXiv 2406.
 and an unmasked token is drawn from the denoiser's p(x0_j | x_t) (tokens already decoded stay: "carry-over
 unmasking"). ``alpha`` is the schedule's probability of being clean; the last step reaches ``alpha(0) = 1`` and
 reveals everything left. The denoiser does not take ``t``, so when no token changed since the last model call
-x_t is the same and so is p(x0 | x_t): the cached logits are reused (MDLM, Sec. 3.3: "caching"). The model runs
+x_t is the same and so is p(x0 | x_t): the cached logits are reused (MDLM, Sec. 3.3: "caching"). The mask token
+itself is never drawn (its logit is set to ``-inf``). The model runs
 lazily, only when a row that reveals a token now has changed since the last call, so the number of calls is at
 most the number of steps that reveal something, however large ``S`` is. It always runs on the whole batch: a
 model closing over per-row context (image features, say) sees the rows it was built for.
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .counts import Span
-from .draw import TokenDraw
+from .draw import TokenDraw, forbid_token
 from .model_io import Denoiser
 
 
@@ -71,7 +72,7 @@ class AncestralSampler:
             if not bool(reveal.any()):
                 continue  # x_t unchanged: nothing to compute
             if cache is None or bool((stale & reveal.any(dim=1)).any()):  # a row revealing now has changed
-                cache = denoiser(x)[:, lo:hi]  # [B, R, V]
+                cache = forbid_token(denoiser(x)[:, lo:hi], mask_id)  # [B, R, V] the mask is never drawn
                 stale.zero_()
             b, j = reveal.nonzero(as_tuple=True)  # [n], [n]
             region[b, j] = draw(cache[b, j])  # [n]

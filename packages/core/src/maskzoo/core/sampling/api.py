@@ -15,14 +15,16 @@ ancestral           MDLM / MD4 ancestral sampling over ``schedule`` with cached 
 ==================  ==========================================================================================
 
 Mask tokens inside the prompt are filled too (infilling), as part of the first block; with ``gen_length=0`` only
-they are. A prompt without masks gives exactly what LLaDA's reference ``generate()`` gives. As in the reference,
-the model's prediction of the mask token itself is not suppressed (a trained model never makes it; an untrained
-one may leave such positions masked, exactly as the reference does).
+they are. A prompt without masks gives exactly what LLaDA's reference ``generate()`` gives. The confidence samplers
+(low_confidence, margin, entropy, random) keep the reference's behaviour and do not suppress the model's prediction
+of the mask token itself (a trained model never makes it; an untrained one may leave such positions masked, exactly
+as the reference does); pass ``suppress_tokens=[mask_id]`` to forbid it. The ancestral and first-hitting samplers
+never draw the mask token. ``suppress_tokens`` forbids any ids (LLaDA-V forbids end-of-text and chat-turn ids).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -68,6 +70,31 @@ SAMPLERS: dict[str, Callable[[object | None], Sampler]] = {
 def _check_token(name: str, value: int | None, vocab: int | None) -> None:
     if value is not None and (value < 0 or (vocab is not None and value >= vocab)):
         raise UserError(f"{name} {value} is outside the model's vocabulary of {vocab} tokens")
+
+
+def _suppressed_ids(tokens: Sequence[int] | Tensor | None, vocab: int | None) -> Tensor | None:
+    """``suppress_tokens`` as a sorted unique int64 tensor [S] (None when empty), validated against the vocabulary."""
+    if tokens is None:
+        return None
+    try:
+        ids = torch.as_tensor(tokens if isinstance(tokens, Tensor) else list(tokens))
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise UserError(f"suppress_tokens must be a sequence of token ids: {err}") from None
+    if ids.dim() > 1 or (ids.numel() and (ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool)):
+        raise UserError(f"suppress_tokens must be a flat sequence of integer token ids, got {tokens!r}")
+    ids = ids.reshape(-1).to(torch.int64).unique()  # [S] sorted
+    if ids.numel() == 0:
+        return None
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or (vocab is not None and hi >= vocab):
+        raise UserError(f"suppress_tokens contain id {lo if lo < 0 else hi}, outside the vocabulary of {vocab} tokens")
+    if vocab is not None and ids.numel() >= vocab:
+        raise UserError("suppress_tokens forbid every token of the vocabulary; nothing could be generated")
+    return ids
+
+
+def _on(ids: Tensor | None, device: torch.device) -> Tensor | None:
+    return None if ids is None else ids.to(device)
 
 
 def _check_settings(
@@ -133,6 +160,7 @@ def generate(
     attention_mask: Tensor | None = None,
     schedule: object | None = None,
     generator: torch.Generator | None = None,
+    suppress_tokens: Sequence[int] | Tensor | None = None,
 ) -> Tensor:
     """Generate ``gen_length`` tokens after each prompt with a masked diffusion model.
 
@@ -153,6 +181,9 @@ def generate(
         attention_mask: [B, P] for a padded [B, P] prompt tensor (1 = real token, left padding).
         schedule: noise schedule for ``remasking="ancestral"`` (None = linear, a name, or a Schedule).
         generator: torch random generator for reproducible sampling.
+        suppress_tokens: token ids that are never generated: their logits are set to ``-inf`` at masked positions
+            after guidance and before drawing and scoring (LLaDA-V's ``generate_with_embeds`` does this for
+            end-of-text and the chat-turn ids). None or empty = no suppression.
 
     Returns:
         LongTensor [B, P + gen_length]: the (left-padded) prompts followed by the generated tokens.
@@ -166,6 +197,7 @@ def generate(
     vocab = vocab_size(model)
     for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
         _check_token(name, value, vocab)
+    suppress = _suppressed_ids(suppress_tokens, vocab)
     if pad_id is not None and pad_id == mask_id:
         raise UserError(f"pad_id equals mask_id ({mask_id}); padding must not look like a mask")
 
@@ -191,7 +223,7 @@ def generate(
     full_mask = None
     if prompt_mask is not None:
         full_mask = torch.cat([prompt_mask, torch.ones_like(x[:, prompt_len:])], dim=1)  # [B, L]
-    denoiser = Denoiser(model, full_mask, prompt_positions, mask_id, cfg_scale)
+    denoiser = Denoiser(model, full_mask, prompt_positions, mask_id, cfg_scale, _on(suppress, device))
     draw = TokenDraw(temperature, top_k, top_p, generator)
     sampler = SAMPLERS[remasking](schedule)
 

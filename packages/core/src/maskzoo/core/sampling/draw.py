@@ -1,13 +1,15 @@
 """How to draw a token from the denoiser's logits: greedy, temperature (float64 Gumbel-max), top-k, top-p.
 
-With temperature ``T > 0`` a token is drawn exactly as in LLaDA's reference sampler:
+With temperature ``T > 0`` a token is drawn by the Gumbel-max trick for ``softmax(l / T)``:
 
-    x0 = argmax_v  exp(l_v) / (-log u_v)^T,        u_v ~ U(0, 1) in float64.
+    x0 = argmax_v  l_v / T - log(-log u_v),        u_v ~ U(0, 1) in float64.
 
-Taking logs, ``log(exp(l_v) / (-log u_v)^T) = T * (l_v / T + g_v)`` with ``g_v = -log(-log u_v)`` a standard Gumbel
-variable, so this is the Gumbel-max trick for ``softmax(l / T)``. Zheng et al. 2024 ("Masked diffusion models are
-secretly time-agnostic masked models and exploit inaccurate categorical sampling", arXiv 2409.02908) show that
-Gumbel-max in low precision truncates the noise and lowers the effective temperature, hence float64.
+LLaDA's reference sampler computes ``argmax_v exp(l_v) / (-log u_v)^T``, whose log is ``T * (l_v / T + g_v)`` with
+``g_v = -log(-log u_v)`` a standard Gumbel variable: the same argmax for the same ``u``. The log form is used here
+because ``exp(l_v)`` overflows float64 for logits above ~709 (every such token would tie at ``inf``). Zheng et al. 2024
+("Masked diffusion models are secretly time-agnostic masked models and exploit inaccurate categorical sampling",
+arXiv 2409.02908) show that Gumbel-max in low precision truncates the noise and lowers the effective temperature,
+hence float64.
 
 Top-k keeps the ``k`` largest logits; top-p (nucleus, Holtzman et al. 2020) keeps the smallest set of tokens, in
 decreasing probability under ``softmax(l / T)``, whose mass reaches ``p``. Both set the other logits to ``-inf``
@@ -46,12 +48,25 @@ def top_p_filter(logits: Tensor, p: float, temperature: float = 1.0) -> Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def forbid_token(logits: Tensor, token_id: int) -> Tensor:
+    """``logits`` [..., V] with column ``token_id`` set to ``-inf`` (a new tensor): that token is never drawn.
+
+    The ancestral and first-hitting samplers draw the token of every revealed position from p(x0 | x_t), which for
+    an absorbing-state model has no mass on the mask token (MDLM's "zero masking probabilities"); an imperfect
+    model's mass there is removed so that a revealed position is never left masked.
+    """
+    return logits.index_fill(-1, torch.tensor([token_id], device=logits.device), float("-inf"))
+
+
 def gumbel_argmax(logits: Tensor, temperature: float, generator: torch.Generator | None = None) -> Tensor:
-    """LLaDA's float64 Gumbel-max draw from ``softmax(logits / temperature)``; ``logits`` [..., V] -> ids [...]."""
+    """float64 Gumbel-max draw from ``softmax(logits / temperature)`` in log form; ``logits`` [..., V] -> ids [...].
+
+    ``-inf`` logits (filtered or suppressed tokens) are never drawn while any finite logit is left.
+    """
     logits64 = logits.to(torch.float64)  # [..., V]
     u = torch.rand(logits64.shape, dtype=torch.float64, device=logits.device, generator=generator)  # [..., V]
-    noise = (-torch.log(u)) ** temperature  # [..., V]
-    return torch.argmax(logits64.exp() / noise, dim=-1)  # [...]
+    gumbel = -torch.log(-torch.log(u))  # [..., V] standard Gumbel (u = 0 gives -inf, never drawn)
+    return torch.argmax(logits64 / temperature + gumbel, dim=-1)  # [...]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ of a masked model does not depend on ``t`` (time-agnostic), so the event times n
 is "reveal one uniformly random masked position per step, drawn from the model". It simulates the continuous-time
 process exactly with one model call per token instead of a discretised time grid.
 
-Every row reveals exactly one token per step, so the rows stay in lock step and any batch size works (rows with
+The mask token itself is never drawn. Every row reveals exactly one token per step, so the rows stay in lock step and any batch size works (rows with
 nothing left to reveal are left alone). Inside semi-autoregressive blocks the same holds per block.
 """
 
@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .counts import Span
-from .draw import TokenDraw
+from .draw import TokenDraw, forbid_token
 from .model_io import Denoiser
 
 
@@ -46,6 +46,6 @@ class FirstHittingSampler:
             masked = region == mask_id  # [B, R]
             score = torch.rand(masked.shape, device=x.device, generator=draw.generator)  # [B, R]
             pos = score.masked_fill(~masked, -1.0).argmax(dim=1)  # [B] a uniformly random masked position
-            token = draw(logits[rows, pos])  # [B]
+            token = draw(forbid_token(logits[rows, pos], mask_id))  # [B] never the mask token
             keep = region[rows, pos]  # [B]
             region[rows, pos] = torch.where(masked.any(dim=1), token, keep)

@@ -8,6 +8,10 @@ Classifier-free guidance as in LLaDA (Nie et al. 2025, App. B.3; Ho & Salimans 2
 the sequence with every prompt position replaced by the mask token, both go through the model in one batch, and
 
     l = l_uncond + (w + 1) (l_cond - l_uncond).
+
+Suppressed tokens (``suppress_tokens``, as LLaDA-V's ``generate_with_embeds`` forbids end-of-text and the chat-turn
+ids) get ``-inf`` logits after guidance, before any token is drawn or scored. LLaDA-V sets them at the masked
+positions only; samplers only ever draw at masked positions, so setting them everywhere gives the same tokens.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class Denoiser:
         prompt_positions: [B, L] bool, True at prompt tokens (replaced by the mask for the unconditional pass).
         mask_id: the mask token.
         cfg_scale: guidance weight ``w``; 0 disables guidance.
+        suppress: [S] int64 token ids whose logits are set to ``-inf`` (None: none).
     """
 
     def __init__(
@@ -108,8 +113,10 @@ class Denoiser:
         prompt_positions: Tensor,
         mask_id: int,
         cfg_scale: float = 0.0,
+        suppress: Tensor | None = None,
     ) -> None:
         self.model = model
+        self.suppress = suppress
         self.attention_mask = attention_mask
         self.prompt_positions = prompt_positions
         self.mask_id = mask_id
@@ -132,7 +139,13 @@ class Denoiser:
         return logits
 
     def __call__(self, x: Tensor) -> Tensor:
-        """Logits [B, L, V] for the whole batch ``x`` [B, L] (guided when ``cfg_scale > 0``)."""
+        """Logits [B, L, V] for the whole batch ``x`` [B, L] (guided when ``cfg_scale > 0``, suppressed ids -inf)."""
+        logits = self._guided(x)  # [B, L, V]
+        if self.suppress is not None:
+            logits = logits.index_fill(-1, self.suppress, float("-inf"))  # [B, L, V] a new tensor
+        return logits
+
+    def _guided(self, x: Tensor) -> Tensor:
         if self.cfg_scale == 0.0:
             return self._call(x, self.attention_mask)  # [B, L, V]
         uncond = x.masked_fill(self.prompt_positions, self.mask_id)  # [B, L]
