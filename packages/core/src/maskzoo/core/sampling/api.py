@@ -24,7 +24,9 @@ never draw the mask token. ``suppress_tokens`` forbids any ids (LLaDA-V forbids 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from numbers import Integral, Real
 from typing import Protocol
 
 import torch
@@ -68,7 +70,7 @@ SAMPLERS: dict[str, Callable[[object | None], Sampler]] = {
 
 
 def _check_token(name: str, value: int | None, vocab: int | None) -> None:
-    if value is not None and (value < 0 or (vocab is not None and value >= vocab)):
+    if value is not None and (_int(name, value, 0) < 0 or (vocab is not None and value >= vocab)):
         raise UserError(f"{name} {value} is outside the model's vocabulary of {vocab} tokens")
 
 
@@ -97,6 +99,24 @@ def _on(ids: Tensor | None, device: torch.device) -> Tensor | None:
     return None if ids is None else ids.to(device)
 
 
+def _int(name: str, value: object, low: int) -> int:
+    """``value`` as an int >= ``low``; bools, floats and other types are refused (never silently rounded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, Integral)):
+        raise UserError(f"{name} must be an integer, got {value!r}")
+    if int(value) < low:
+        raise UserError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _real(name: str, value: object) -> float:
+    """``value`` as a finite float (NaN and infinities are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Real)):
+        raise UserError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise UserError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
 def _check_settings(
     remasking: str,
     gen_length: int,
@@ -108,23 +128,22 @@ def _check_settings(
     cfg_scale: float,
 ) -> int:
     """Validate the sampler settings; returns the steps per block."""
-    if remasking not in SAMPLERS:
+    if not isinstance(remasking, str) or remasking not in SAMPLERS:
         raise UserError(f"unknown remasking {remasking!r}; choose one of {', '.join(SAMPLERS)}")
-    if gen_length < 0:
-        raise UserError(f"gen_length must be >= 0, got {gen_length}")
-    if steps < 1:
-        raise UserError(f"steps must be >= 1, got {steps}")
-    if temperature < 0:
+    gen_length = _int("gen_length", gen_length, 0)
+    steps = _int("steps", steps, 1)
+    if _real("temperature", temperature) < 0:
         raise UserError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise UserError(f"top_k must be >= 1, got {top_k}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
+    if top_k is not None:
+        _int("top_k", top_k, 1)
+    if top_p is not None and not 0.0 < _real("top_p", top_p) <= 1.0:
         raise UserError(f"top_p must be in (0, 1], got {top_p}")
-    if cfg_scale < 0:
+    if _real("cfg_scale", cfg_scale) < 0:
         raise UserError(f"cfg_scale must be >= 0, got {cfg_scale}")
     if gen_length == 0:
         return steps
-    if block_length < 1 or gen_length % block_length:
+    block_length = _int("block_length", block_length, 1)
+    if gen_length % block_length:
         raise UserError(
             f"gen_length {gen_length} is not a multiple of block_length {block_length} "
             "(block_length=None uses one block)"
@@ -193,6 +212,9 @@ def generate(
     steps_per_block = _check_settings(
         remasking, gen_length, steps, block_length, temperature, top_k, top_p, cfg_scale
     )
+    gen_length, steps, block_length = int(gen_length), int(steps), int(block_length)
+    if mask_id is not None:
+        _int("mask_id", mask_id, 0)
     mask_id = resolve_mask_id(model, mask_id)
     vocab = vocab_size(model)
     for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
