@@ -235,3 +235,22 @@ def test_registry_discovers_entry_points_lazily(tmp_path, monkeypatch, clean_reg
     assert registry.list_models() == ["plugin-tiny"]
     assert sys.modules["zoo_plugin_for_test"].CALLS == [1]  # discovered once
     monkeypatch.delitem(sys.modules, "zoo_plugin_for_test")
+
+
+def test_saving_into_an_existing_directory_keeps_files_it_did_not_write(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step_0000005").mkdir(parents=True)
+    (run / "checkpoints" / "step_0000005" / "model.safetensors").write_bytes(b"training checkpoint")
+    (run / "README.md").write_text("my notes")
+    save_model(_model(seed=3), run)  # export_dir == run_dir
+    assert (run / "checkpoints" / "step_0000005" / "model.safetensors").read_bytes() == b"training checkpoint"
+    assert (run / "README.md").read_text() == "my notes"
+    with torch.no_grad():
+        assert torch.equal(load_model(run)(IDS), _model(seed=3)(IDS))
+
+
+def test_saving_onto_a_regular_file_is_a_user_error(tmp_path):
+    (tmp_path / "m").write_text("not a model")
+    with pytest.raises(UserError, match="not a directory"):
+        save_model(_model(), tmp_path / "m")
+    assert (tmp_path / "m").read_text() == "not a model"

@@ -387,3 +387,14 @@ def test_loss_metric_is_not_double_counted(tmp_path):
     row = read_metrics(tmp_path / "metrics.jsonl")[0]
     assert row["loss"] == pytest.approx(before, rel=1e-6)
     assert "num_tokens" not in row
+
+
+def test_rewriting_a_checkpoint_step_drops_its_stale_optional_files(tmp_path):
+    model = Toy()
+    ckpt.save_checkpoint(tmp_path, 3, model=model, trainer_state={"x": 1}, ema_state=model.state_dict())
+    assert (tmp_path / "step_0000003" / "ema.safetensors").is_file()
+    (tmp_path / "step_0000003" / "notes.txt").write_text("user file")
+    ckpt.save_checkpoint(tmp_path, 3, model=model, trainer_state={"x": 2})  # EMA now off
+    assert not (tmp_path / "step_0000003" / "ema.safetensors").exists()
+    assert (tmp_path / "step_0000003" / "notes.txt").read_text() == "user file"
+    assert ckpt.load_checkpoint(tmp_path / "step_0000003", Toy())["x"] == 2

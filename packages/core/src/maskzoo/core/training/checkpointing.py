@@ -35,12 +35,13 @@ from torch import nn
 
 from maskzoo.core.config import save_config
 from maskzoo.core.errors import UserError
-from maskzoo.core.fileio import atomic_dir, atomic_open
+from maskzoo.core.fileio import atomic_dir, atomic_open, remove_tree
 
 FORMAT = "maskzoo-train-checkpoint"
 VERSION = 1
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 _REQUIRED = ("model.safetensors", "trainer_state.pt", "meta.json")
+_OPTIONAL = ("ema.safetensors", "config.yaml")
 
 
 def step_dir_name(step: int) -> str:
@@ -109,7 +110,7 @@ def save_checkpoint(
     """Write checkpoint ``step`` under ``root`` atomically, point ``latest`` at it, prune to ``keep_last``."""
     root = Path(root)
     final = root / step_dir_name(step)
-    with atomic_dir(final) as tmp:
+    with atomic_dir(final) as tmp:  # a new step dir appears whole; rewriting one replaces our files in it
         safetensors.torch.save_model(model, str(tmp / "model.safetensors"))
         if ema_state is not None:
             safetensors.torch.save_file(
@@ -121,6 +122,10 @@ def save_checkpoint(
         (tmp / "meta.json").write_text(
             json.dumps({"format": FORMAT, "version": VERSION, "step": step}) + "\n"
         )
+        written = {p.name for p in tmp.iterdir()}
+    for optional in _OPTIONAL:  # an optional file of an earlier write of this step must not outlive it
+        if optional not in written:
+            (final / optional).unlink(missing_ok=True)
     with atomic_open(root / "latest", "w") as f:
         f.write(final.name + "\n")
     prune(root, keep_last, keep=final)
@@ -143,16 +148,14 @@ def list_checkpoints(root: str | os.PathLike) -> list[Path]:
 def prune(root: str | os.PathLike, keep_last: int, keep: Path | None = None) -> None:
     """Delete all but the newest ``keep_last`` checkpoints (never ``keep``) and leftovers of killed writes."""
     root = Path(root)
-    for p in root.iterdir():  # temp dirs of interrupted atomic writes: ".step_0000400.xxxx.tmp" / ".old"
+    for p in root.iterdir():  # our temporaries of killed writes (".step_0000400.*"): this dir is ours alone
         if p.name.startswith(".step_") and p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
     ckpts = list_checkpoints(root)
     for p in ckpts[: max(0, len(ckpts) - keep_last)]:
         if keep is not None and p.resolve() == keep.resolve():
             continue
-        doomed = p.with_name(f".{p.name}.deleting")
-        os.replace(p, doomed)  # disappears atomically from the listing, then is removed
-        shutil.rmtree(doomed, ignore_errors=True)
+        remove_tree(p)
 
 
 def find_latest(root: str | os.PathLike) -> Path | None:
