@@ -1,0 +1,178 @@
+"""Stage 0: pre-train a small Whisper-shaped encoder with CTC on composed digit utterances.
+
+DIFFA and Whisper-LLaDA start from Whisper encoders pre-trained on 680k hours; none can be downloaded here, so
+the embedded models get an encoder from this recipe. Objective (Graves et al. 2006, CTC):
+
+    h = WhisperEncoder(log_mel(x))      [B, N, d]     N = 2 s^-1 x 25 ... (50 positions per second)
+    y = log_softmax(W h)                [B, N, 11]    blank + 10 digit words
+    L = CTC(y, digits)                  mean over the batch of -log p(digits | x) / |digits|
+
+on augmented utterances of the training speakers (:mod:`maskzoo.audio.digits`) with SpecAugment on the features.
+Validation: greedy CTC decoding on clean utterances of the held-out speaker -> word error rate.
+The export is the encoder's state dict with its config (:func:`save_encoder`), read by the stage 1/2 recipes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from maskzoo.audio.digits import DIGIT_WORDS, Augment, DigitUtterances, Utterance, load_bank, spec_augment
+from maskzoo.audio.features import log_mel_spectrogram
+from maskzoo.audio.metrics import wer
+from maskzoo.audio.whisper_encoder import WhisperEncoder, WhisperEncoderConfig, load_strict
+from maskzoo.core.config import load_config
+from maskzoo.core.errors import UserError
+from maskzoo.core.fileio import atomic_dir
+from maskzoo.core.training import ResumableLoader, TrainConfig, Trainer
+
+BLANK = 0  # CTC blank; digit d is label d + 1
+
+
+class EncoderWithCTC(nn.Module):
+    """A :class:`WhisperEncoder` read frame by frame by a linear CTC head over ``blank + digits``."""
+
+    def __init__(self, encoder: WhisperEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.out_dim, 1 + len(DIGIT_WORDS))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(features)).log_softmax(-1)  # [B, N, 11]
+
+
+class FeatureCollator:
+    """Utterances -> ``{"features" [B, M, F], "targets" [sum n], "target_lengths" [B]}`` (+ SpecAugment)."""
+
+    def __init__(self, n_mels: int, n_samples: int, spec_augment: bool, seed: int = 0) -> None:
+        self.n_mels, self.n_samples, self.spec_augment = n_mels, n_samples, spec_augment
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, items: Sequence[Utterance]) -> dict[str, torch.Tensor]:
+        wav = torch.stack([torch.nn.functional.pad(u.waveform, (0, self.n_samples - u.waveform.numel()))
+                           for u in items])  # [B, S]
+        mel = log_mel_spectrogram(wav, self.n_mels, self.n_samples)  # [B, M, F]
+        if self.spec_augment:
+            mel = spec_augment(mel, self.generator)
+        targets = torch.tensor([d + 1 for u in items for d in u.digits])  # [sum n]
+        lengths = torch.tensor([len(u.digits) for u in items])  # [B]
+        return {"features": mel, "targets": targets, "target_lengths": lengths}
+
+
+def ctc_loss(model: EncoderWithCTC, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    logp = model(batch["features"])  # [B, N, 11]
+    b, n, _ = logp.shape
+    loss = F.ctc_loss(logp.transpose(0, 1), batch["targets"], torch.full((b,), n, dtype=torch.long),
+                      batch["target_lengths"], blank=BLANK, reduction="mean", zero_infinity=True)
+    return loss, {"num_tokens": b}
+
+
+def greedy_ctc(logp: torch.Tensor) -> list[list[int]]:
+    """Best path: argmax per frame, merge repeats, drop blanks. ``[B, N, C]`` -> digit lists."""
+    out = []
+    for row in logp.argmax(-1).tolist():
+        seq, prev = [], BLANK
+        for c in row:
+            if c != prev and c != BLANK:
+                seq.append(c - 1)
+            prev = c
+        out.append(seq)
+    return out
+
+
+@torch.no_grad()
+def heldout_wer(model: EncoderWithCTC, data: DigitUtterances, collate: FeatureCollator, n: int) -> float:
+    """Greedy-CTC word error rate on the first ``n`` utterances of ``data``."""
+    was = model.training
+    model.eval()
+    hyps, refs = [], []
+    for lo in range(0, n, 32):
+        items = [data[i] for i in range(lo, min(n, lo + 32))]
+        for seq, u in zip(greedy_ctc(model(collate(items)["features"])), items):
+            hyps.append(" ".join(DIGIT_WORDS[d] for d in seq))
+            refs.append(u.text)
+    model.train(was)
+    return wer(hyps, refs)
+
+
+def save_encoder(encoder: WhisperEncoder, path: str | Path, extra: dict | None = None) -> Path:
+    """``path/encoder.json`` (config + ``extra``) and ``path/encoder.safetensors``, written atomically."""
+    from safetensors.torch import save_file
+
+    with atomic_dir(path) as tmp:
+        meta = {"config": encoder.config.to_dict(), **(extra or {})}
+        (tmp / "encoder.json").write_text(json.dumps(meta, indent=1) + "\n")
+        state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
+        save_file(state, str(tmp / "encoder.safetensors"))
+    return Path(path)
+
+
+def load_encoder(path: str | Path) -> WhisperEncoder:
+    """An encoder written by :func:`save_encoder` (strict)."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not (p / "encoder.json").is_file() or not (p / "encoder.safetensors").is_file():
+        raise UserError(f"{p}: not an encoder directory (encoder.json + encoder.safetensors)")
+    enc = WhisperEncoder(WhisperEncoderConfig.from_dict(json.loads((p / "encoder.json").read_text())["config"]))
+    load_strict(enc, load_file(str(p / "encoder.safetensors")), str(p))
+    return enc
+
+
+# ------------------------------------------------------------------------------------------------ recipe
+@dataclass
+class EncoderPretrainRecipe:
+    data_dir: str = "apps/data/audio_fsdd"
+    train_speakers: list[str] = field(default_factory=lambda: ["george", "jackson", "nicolas", "yweweler"])
+    heldout_speaker: str = "lucas"
+    encoder: WhisperEncoderConfig = field(default_factory=lambda: WhisperEncoderConfig(
+        n_mels=80, d_model=128, n_layers=4, n_heads=4, ffn_dim=512, max_source_positions=200))
+    max_digits: int = 4
+    batch_size: int = 32
+    spec_augment: bool = True
+    eval_utterances: int = 200
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run_dir: str = "runs/audio_encoder"
+    export: str | None = None
+    """directory the encoder is written to at the end (default: run_dir/encoder)"""
+
+
+def pretrain_encoder_from_recipe(config_path: str | Path | None, overrides: Sequence[str] = (), *,
+                                 resume: bool = True) -> Path:
+    """Run a stage-0 recipe; returns the exported encoder directory."""
+    recipe = load_config(EncoderPretrainRecipe, config_path, list(overrides))
+    if recipe.heldout_speaker in recipe.train_speakers:
+        raise UserError(f"held-out speaker {recipe.heldout_speaker!r} is also a training speaker")
+    if recipe.batch_size < 1:
+        raise UserError("batch_size must be >= 1")
+    cfg = recipe.encoder
+    torch.manual_seed(recipe.train.seed)
+    bank = load_bank(str(Path(recipe.data_dir).resolve()))
+    model = EncoderWithCTC(WhisperEncoder(cfg))
+    data = DigitUtterances(bank, tuple(recipe.train_speakers), recipe.max_digits, cfg.n_samples,
+                           seed=recipe.train.seed)
+    held = DigitUtterances(bank, (recipe.heldout_speaker,), recipe.max_digits, cfg.n_samples, seed=10_000,
+                           augment=Augment(speed=False, gain_db=(0.0, 0.0), noise_prob=0.0))
+    collate = FeatureCollator(cfg.n_mels, cfg.n_samples, recipe.spec_augment, seed=recipe.train.seed)
+    clean = FeatureCollator(cfg.n_mels, cfg.n_samples, False)
+    loader = ResumableLoader(data, recipe.batch_size, collate, seed=recipe.train.seed, shuffle=False)
+
+    def eval_fn(m: EncoderWithCTC) -> dict[str, float]:
+        return {"heldout_wer": heldout_wer(m, held, clean, recipe.eval_utterances)}
+
+    trainer = Trainer(model, ctc_loss, loader, recipe.train, eval_fn=eval_fn if recipe.eval_utterances else None,
+                      run_dir=Path(recipe.run_dir), resume=resume, run_config=recipe)
+    metrics = trainer.fit()
+    out = Path(recipe.export) if recipe.export else Path(recipe.run_dir) / "encoder"
+    if trainer.is_main:
+        with trainer.eval_weights() as final:
+            save_encoder(final.encoder, out, {"recipe": "encoder_pretrain", "steps": trainer.step,
+                                              "heldout_speaker": recipe.heldout_speaker,
+                                              "metrics": {k: float(v) for k, v in metrics.items()}})
+    return out
