@@ -8,13 +8,27 @@ Public API (stable; see DESIGN.md)::
     logits = model(input_ids)          # [B, L] -> [B, L, V]
     out = generate(model, prompt_ids, gen_length=64, steps=64, block_length=64, temperature=0.0,
                    remasking="low_confidence", mask_id=None)   # -> [B, P + gen_length]
+
+Names are imported on first use (PEP 562), so ``import maskzoo.core`` (and the ``maskzoo`` command's help)
+does not import torch.
 """
 
-from maskzoo.core.checkpoint import load_model, save_model
-from maskzoo.core.errors import UserError
-from maskzoo.core.registry import create_model, list_models, register_model
-from maskzoo.core.sampling import generate
-from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "DiffusionTransformer": "maskzoo.core.transformer",
+    "TransformerConfig": "maskzoo.core.transformer",
+    "UserError": "maskzoo.core.errors",
+    "create_model": "maskzoo.core.registry",
+    "generate": "maskzoo.core.sampling",
+    "list_models": "maskzoo.core.registry",
+    "load_model": "maskzoo.core.checkpoint",
+    "register_model": "maskzoo.core.registry",
+    "save_model": "maskzoo.core.checkpoint",
+}
 
 __all__ = [
     "DiffusionTransformer",
@@ -27,3 +41,22 @@ __all__ = [
     "register_model",
     "save_model",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from maskzoo.core.checkpoint import load_model, save_model
+    from maskzoo.core.errors import UserError
+    from maskzoo.core.registry import create_model, list_models, register_model
+    from maskzoo.core.sampling import generate
+    from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'maskzoo.core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -2,7 +2,15 @@
 
 Installed packages add areas through the entry-point group ``maskzoo.commands``; each entry point is a function
 ``register(subparsers)`` that adds one area parser (``maskzoo text``, ``maskzoo protein``, ...) whose verbs set
-``func`` on the parsed namespace. ``func(args) -> int | None`` runs the command.
+``func`` on the parsed namespace. ``func(args) -> int | None`` runs the command. A module holding a
+``register`` function must not import torch (or anything heavy) at import time: ``maskzoo --help`` loads every
+area's module and should answer in well under a second; import heavy modules inside ``func``.
+
+The shared options live in :mod:`maskzoo.core.cli_options` and are re-exported here (``add_common_options``,
+``add_output_options``, ``add_generation_options``, ``generation_kwargs``, ``add_checkpoint_option``,
+``resolve_checkpoint``, ``add_batch_size_option``, ``add_recipe_options``, the argparse types), as are the
+progress helpers of :mod:`maskzoo.core.progress` (``progress``, ``forward_progress``, ``status``).
+See packages/core/README.md, "CLI conventions for package authors".
 
 A :class:`~maskzoo.core.errors.UserError` (or a missing file) becomes one line on stderr and exit status 2.
 """
@@ -11,21 +19,101 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
+from maskzoo.core.cli_options import (
+    SAMPLER_CHOICES,
+    add_batch_size_option,
+    add_checkpoint_option,
+    add_common_options,
+    add_generation_options,
+    add_output_options,
+    add_recipe_options,
+    apply_common_options,
+    device_name,
+    generation_kwargs,
+    is_step_checkpoint,
+    nonneg_float,
+    nonneg_int,
+    open_output,
+    output_path,
+    positive_float,
+    positive_int,
+    probability,
+    resolve_checkpoint,
+    resolve_device,
+    seed_int,
+    unit_interval,
+)
 from maskzoo.core.errors import UserError
+from maskzoo.core.progress import forward_progress, progress, status
+
+__all__ = [
+    "SAMPLER_CHOICES",
+    "add_batch_size_option",
+    "add_checkpoint_option",
+    "add_common_options",
+    "add_generation_options",
+    "add_output_options",
+    "add_recipe_options",
+    "apply_common_options",
+    "build_parser",
+    "device_name",
+    "forward_progress",
+    "generation_kwargs",
+    "is_step_checkpoint",
+    "main",
+    "nonneg_float",
+    "nonneg_int",
+    "open_output",
+    "output_path",
+    "positive_float",
+    "positive_int",
+    "probability",
+    "progress",
+    "resolve_checkpoint",
+    "resolve_device",
+    "seed_int",
+    "status",
+    "unit_interval",
+]
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line (exit 2) instead of the usage block."""
+    """argparse that reports usage errors as one line (exit 2) instead of the usage block, and shows defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
 
 
+def _dist_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _version_line() -> str:
+    """``maskzoo-core X`` plus every installed area's distribution and version."""
+    parts = {"maskzoo-core": _dist_version("maskzoo-core")}
+    for ep in entry_points(group="maskzoo.commands"):
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            parts.setdefault(dist.name, dist.version)
+    return ", ".join(f"{name} {v}" for name, v in parts.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="maskzoo", description="maskzoo: masked discrete diffusion models.")
+    """The full parser: one sub-parser per installed area (each with ``--version``)."""
+    parser = _Parser(prog="maskzoo", description="maskzoo: masked discrete diffusion models.",
+                     epilog="Run 'maskzoo <area> --help' for the verbs of an area, "
+                            "'maskzoo <area> <verb> --help' for their options.")
+    parser.add_argument("--version", action="version", version=_version_line())
     areas = parser.add_subparsers(dest="area", metavar="<area>", parser_class=_Parser)
     areas.required = True
     for ep in sorted(entry_points(group="maskzoo.commands"), key=lambda e: e.name):
@@ -34,38 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError as e:  # one broken plug-in must not take the other areas down
             sys.stderr.write(f"maskzoo: warning: area '{ep.name}' unavailable ({e})\n")
             continue
+        before = set(areas.choices)
         register(areas)
+        dist = getattr(ep, "dist", None)
+        line = f"{dist.name} {dist.version}" if dist is not None else f"maskzoo {ep.name}"
+        for name in set(areas.choices) - before:
+            sub = areas.choices[name]
+            if not any("--version" in a.option_strings for a in sub._actions):
+                sub.add_argument("--version", action="version", version=line)
     return parser
 
 
-def add_common_options(p: argparse.ArgumentParser) -> None:
-    """Options every generating command shares: --seed, --device."""
-    p.add_argument("--seed", type=int, default=0, help="random seed (runs with the same seed repeat exactly)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-
-
-def add_recipe_options(p: argparse.ArgumentParser, example: str, default: str | None = None) -> None:
-    """Options every training command shares: --config (a YAML recipe), key=value overrides, --no-resume."""
-    if default is None:
-        p.add_argument("--config", required=True, help=f"YAML recipe, e.g. {example}")
-    else:
-        p.add_argument("--config", default=default, help=f"YAML recipe (default {default})")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
-    p.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
-
-
-def resolve_device(name: str):
-    import torch
-
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError as e:
-        raise UserError(f"--device {name}: {e}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run ``maskzoo`` with ``argv`` (default: sys.argv); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
