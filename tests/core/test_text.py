@@ -34,7 +34,7 @@ def test_tokenizer_owns_special_ids_and_round_trips():
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("text_run")
-    rc = main(["text", "train", "--config", str(RECIPE), *TINY, f"run_dir={run}", f"export_dir={run / 'model'}"])
+    rc = main(["text", "train", "--config", str(RECIPE), *TINY, f"run_dir={run}", f"export={run / 'model'}"])
     assert rc == 0
     return run / "model"
 
@@ -54,7 +54,7 @@ def test_train_recipe_writes_a_loadable_model(tiny_model_dir: Path):
 
 def test_autoregressive_baseline_trains_with_the_same_recipe(tmp_path: Path):
     rc = main(["text", "train", "--config", str(RECIPE), *TINY, "objective=autoregressive", f"run_dir={tmp_path}",
-               f"export_dir={tmp_path / 'm'}"])
+               f"export={tmp_path / 'm'}"])
     assert rc == 0
     model, _ = load_text_model(tmp_path / "m")
     assert model.config.causal

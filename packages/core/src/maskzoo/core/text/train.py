@@ -29,6 +29,9 @@ class TextArch:
     n_heads: int = 4
     mlp_hidden: int | None = None
     max_seq_len: int = 256
+    init: str | None = None
+    """start from the weights of this text model directory or zoo name (same architecture and alphabet);
+    the optimizer, schedule and step count start fresh"""
 
 
 @dataclass
@@ -58,7 +61,7 @@ class TextRecipe:
     eval: TextEval = field(default_factory=TextEval)
     train: TrainConfig = field(default_factory=TrainConfig)
     run_dir: str = "runs/text"
-    export_dir: str | None = None
+    export: str | None = None
     """where the final model directory is written (default: run_dir/model)"""
 
 
@@ -76,6 +79,18 @@ def _ar_loss(tok: CharTokenizer, recipe: TextRecipe):
 
 
 OBJECTIVES = {"diffusion": (_diffusion_loss, False), "autoregressive": (_ar_loss, True)}
+
+
+def _init_weights(model, tok: CharTokenizer, source: str) -> None:
+    """Copy the weights of the text model ``source`` into ``model`` (architecture and alphabet must match)."""
+    from maskzoo.core.text.model import load_text_model
+
+    init, init_tok = load_text_model(source)
+    if init_tok.to_json() != tok.to_json():
+        raise UserError(f"model.init={source}: its alphabet differs from this recipe's data")
+    if init.config != model.config:
+        raise UserError(f"model.init={source}: its architecture differs from the recipe's model block")
+    model.load_state_dict(init.state_dict(), strict=True)
 
 
 def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] = (), *, resume: bool = True
@@ -99,6 +114,8 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     model = build_text_model(tok, causal=causal, d_model=recipe.model.d_model, n_layers=recipe.model.n_layers,
                              n_heads=recipe.model.n_heads, mlp_hidden=recipe.model.mlp_hidden,
                              max_seq_len=recipe.model.max_seq_len)
+    if recipe.model.init:
+        _init_weights(model, tok, recipe.model.init)
     loader = RandomCropLoader(train_ids, recipe.data.seq_len, recipe.data.batch_size, seed=recipe.train.seed)
 
     def eval_fn(m) -> dict[str, float]:
@@ -110,7 +127,7 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     trainer = Trainer(model, make_loss(tok, recipe), loader, recipe.train, eval_fn=eval_fn, run_dir=run_dir,
                       resume=resume, run_config=recipe)
     summary = trainer.fit()
-    out = Path(recipe.export_dir) if recipe.export_dir else run_dir / "model"
+    out = Path(recipe.export) if recipe.export else run_dir / "model"
     if trainer.is_main:
         with trainer.eval_weights() as final:
             save_text_model(final, tok, out, extra={"objective": recipe.objective, "train_summary": summary})
