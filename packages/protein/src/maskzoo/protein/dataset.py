@@ -184,10 +184,14 @@ class TokenBudgetLoader:
                 )
         idx = plan[self.position + self.rank]
         g = _gen(self.seed, self.batches * self.world_size + self.rank, 1)
-        batch = collate([crop_example(self.examples[i], self.crop_len, g) for i in idx])
+        batch = self.make_batch(idx, g)
         self.position += self.world_size
         self.batches += 1
         return batch
+
+    def make_batch(self, idx: list[int], g: torch.Generator) -> dict[str, torch.Tensor]:
+        """The batch of plan entry ``idx`` (example indices), cropped with ``g``."""
+        return collate([crop_example(self.examples[i], self.crop_len, g) for i in idx])
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position, "batches": self.batches, "seed": self.seed,

@@ -42,7 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from maskzoo.core.attention import attention, padding_mask
+from maskzoo.core.attention import attention, block_diagonal_mask, padding_mask
 from maskzoo.protein.alphabet import ProteinAlphabet, get_alphabet
 
 #: fair-esm's token-dropout constant: BERT mask rate 0.15 x 80% replaced by <mask>.
@@ -91,6 +91,15 @@ class ESM2Config:
         return cls(**d)
 
 
+def segment_positions(segments: torch.Tensor) -> torch.Tensor:
+    """Index of each token within its run of equal ``segments`` [B, L] (0 at every segment start) -> [B, L]."""
+    idx = torch.arange(segments.shape[1], device=segments.device).expand_as(segments)  # [B, L]
+    starts = torch.ones_like(segments, dtype=torch.bool)  # [B, L]
+    starts[:, 1:] = segments[:, 1:] != segments[:, :-1]
+    first = torch.where(starts, idx, torch.zeros_like(idx)).cummax(dim=1).values  # [B, L] start of the run
+    return idx - first
+
+
 class RotaryEmbedding(nn.Module):
     """RoPE with fair-esm's layout: ``inv_freq`` buffer, rotate-half convention, cos/sin cached per length."""
 
@@ -131,12 +140,17 @@ class SelfAttention(nn.Module):
         self.rot_emb = RotaryEmbedding(self.head_dim)
         self.backend: str | None = None  # None = the core's default (auto-detected once)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``positions`` [B, L] (packed rows: the index within each segment) or None (0..L-1 in every row)."""
         B, L, _ = x.shape
         q = self.q_proj(x).view(B, L, self.heads, self.head_dim).transpose(1, 2)  # [B, H, L, Dh]
         k = self.k_proj(x).view(B, L, self.heads, self.head_dim).transpose(1, 2)  # [B, H, L, Dh]
         v = self.v_proj(x).view(B, L, self.heads, self.head_dim).transpose(1, 2)  # [B, H, L, Dh]
         cos, sin = self.rot_emb.cos_sin(L, x.device, q.dtype)  # [L, Dh]
+        if positions is not None:
+            cos, sin = cos[positions].unsqueeze(1), sin[positions].unsqueeze(1)  # [B, 1, L, Dh]
         q, k = RotaryEmbedding.apply(q, cos, sin), RotaryEmbedding.apply(k, cos, sin)
         o = attention(q, k, v, mask, backend=self.backend)  # [B, H, L, Dh]
         return self.out_proj(o.transpose(1, 2).reshape(B, L, -1))  # [B, L, D]
@@ -153,8 +167,10 @@ class TransformerLayer(nn.Module):
         self.fc2 = nn.Linear(4 * dim, dim)
         self.final_layer_norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.self_attn(self.self_attn_layer_norm(x), mask)  # [B, L, D]
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = x + self.self_attn(self.self_attn_layer_norm(x), mask, positions)  # [B, L, D]
         return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))  # [B, L, D]
 
 
@@ -246,20 +262,30 @@ class ESM2(nn.Module):
 
         Layer numbering follows fair-esm: 0 = embeddings, i = output of block i, ``num_layers`` = the final,
         layer-normed representation. ``attention_mask`` [B, L] (1 = token) defaults to ``input_ids != <pad>``.
+
+        Packed rows: an ``attention_mask`` with values above 1 numbers the segments of each row (1, 2, ...; 0 =
+        padding). Tokens then attend only within their segment (``block_diagonal_mask``) and rotary positions
+        restart at 0 at each segment, so every segment gets exactly the output it would get alone in its own row.
         """
         keep = (
             (input_ids != self.alphabet.pad_id) if attention_mask is None else attention_mask.bool()
         )  # [B, L]
         x = self._embed(input_ids, keep)  # [B, L, D]
-        mask = None if bool(keep.all()) else padding_mask(keep)  # [B, 1, L, L] or None
+        positions = None
+        if attention_mask is not None and bool((attention_mask > 1).any()):
+            segments = attention_mask.long() - 1  # [B, L], -1 = padding
+            mask = block_diagonal_mask(segments)  # [B, 1, L, L]
+            positions = segment_positions(segments)  # [B, L]
+        else:
+            mask = None if bool(keep.all()) else padding_mask(keep)  # [B, 1, L, L] or None
         reps: dict[int, torch.Tensor] = {}
         if 0 in repr_layers:
             reps[0] = x
         for i, layer in enumerate(self.layers):
             if self.gradient_checkpointing and self.training:
-                x = checkpoint(layer, x, mask, use_reentrant=False)
+                x = checkpoint(layer, x, mask, positions, use_reentrant=False)
             else:
-                x = layer(x, mask)
+                x = layer(x, mask, positions)
             if i + 1 in repr_layers:
                 reps[i + 1] = x
         x = self.emb_layer_norm_after(x)  # [B, L, D]

@@ -55,6 +55,8 @@ class DataSection:
     max_tokens: int = 4096
     """token budget per batch: count x longest (padded) sequence"""
     bucket: int = 1000
+    packed: bool = False
+    """pack short chains into rows of crop_len + 2 tokens with a block-diagonal mask (single chains only)"""
     num_valid: int = 256
     """validation examples (the first ones of the file, cropped with a fixed seed)"""
     min_len: int = 1
@@ -121,6 +123,8 @@ def make_eval_fn(batches: list[dict[str, torch.Tensor]], loss_fn, cfg: Diffusion
     """Validation loss and ELBO bits/perplexity per residue over fixed batches (called under a seeded RNG)."""
     from maskzoo.core.likelihood import elbo_bits_per_token
 
+    t0 = time.perf_counter()
+
     def eval_fn(model: torch.nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
         loss_sum, bits_sum, n_sum = 0.0, 0.0, 0
@@ -137,7 +141,7 @@ def make_eval_fn(batches: list[dict[str, torch.Tensor]], loss_fn, cfg: Diffusion
                 )  # fmt: skip
                 bits_sum += est.bits_per_token * n
             n_sum += n
-        out = {"val_loss": loss_sum / max(1, n_sum)}
+        out = {"val_loss": loss_sum / max(1, n_sum), "wall_s": time.perf_counter() - t0}
         if cfg.elbo_samples > 0:
             bits = bits_sum / max(1, n_sum)
             out.update({"val_elbo_bits": bits, "val_elbo_ppl": 2.0**bits})
@@ -150,6 +154,7 @@ def run_training(recipe: ProteinTrainRecipe, resume: bool = False) -> dict[str, 
     """Train as ``recipe`` says; returns the Trainer's final metrics (plus ``wall_s``)."""
     from maskzoo.protein.checkpoints import save_dsm
     from maskzoo.protein.dataset import TokenBudgetLoader, fixed_eval_batches, load_examples
+    from maskzoo.protein.packing import PackedLoader
 
     if recipe.threads > 0:
         torch.set_num_threads(recipe.threads)
@@ -158,7 +163,8 @@ def run_training(recipe: ProteinTrainRecipe, resume: bool = False) -> dict[str, 
     model = build_model(recipe.model)
     train_ex = load_examples(resolve_data_path(d.train), d.paired, d.min_len)
     info = dist_info()
-    loader = TokenBudgetLoader(
+    loader_cls = PackedLoader if d.packed and not d.paired else TokenBudgetLoader
+    loader = loader_cls(
         train_ex, d.max_tokens, min(d.crop_len, model.config.max_seq_len - 3), seed=recipe.train.seed,
         bucket=d.bucket, rank=info.rank, world_size=info.world_size,
     )  # fmt: skip
