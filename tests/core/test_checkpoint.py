@@ -130,7 +130,7 @@ def test_missing_and_corrupt_files(saved):
         ({"format": "other"}, "unknown checkpoint format"),
         ({"architecture": "os.system"}, "unknown architecture 'os.system'"),
         ({"format_version": 99}, "newer than"),
-        ({"config": {"n_layer": 3}}, r"unknown key\(s\) \['n_layer'\]"),
+        ({"config": {"n_layer": 3}}, r"unknown field\(s\) \['n_layer'\]"),
         ({"config": {"n_layers": 3}}, r"missing tensors: blocks\.2\."),
         ({"config": {"n_layers": 1}}, r"unexpected tensors: blocks\.1\."),
         ({"config": {"d_model": 32, "mlp_hidden": 48}}, "has shape"),
