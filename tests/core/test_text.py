@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from maskzoo.core.cli import main
 from maskzoo.core.errors import UserError
-from maskzoo.core.text.model import embedded_dir, load_text_model
+from maskzoo.core.text.model import load_text_model
 from maskzoo.core.text.tokenizer import CharTokenizer
 
 RECIPE = Path(__file__).resolve().parents[2] / "apps" / "recipes" / "text_char_shakespeare.yaml"
@@ -37,6 +38,47 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     rc = main(["text", "train", "--config", str(RECIPE), *TINY, f"run_dir={run}", f"export={run / 'model'}"])
     assert rc == 0
     return run / "model"
+
+
+def test_training_says_where_the_model_went_and_a_run_dir_is_a_checkpoint(tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    assert main(["text", "train", "--config", str(RECIPE), *TINY, f"run_dir={run}", "export=null"]) == 0
+    err = capsys.readouterr().err
+    assert f"model written to {run / 'model'}" in err
+    meta = json.loads((run / "model" / "config.json").read_text())
+    assert meta["extra"]["generation"]["temperature"] > 0  # exported models sample by default
+    args = ["text", "generate", "--length", "8", "--steps", "8", "--seed", "1", "--temperature", "0"]
+    assert main([*args, "--checkpoint", str(run)]) == 0
+    out = capsys.readouterr()
+    assert f"using its exported model {run / 'model'}" in out.err
+    assert main([*args, "--checkpoint", str(run / "model")]) == 0
+    assert capsys.readouterr().out == out.out
+    # without the export, the latest step checkpoint (step 3: the same weights) is used, and said so
+    shutil.rmtree(run / "model")
+    assert main([*args, "--checkpoint", str(run)]) == 0
+    step = capsys.readouterr()
+    assert "latest checkpoint" in step.err and "step_0000003" in step.err and step.out == out.out
+
+
+def test_generation_block_is_used_unless_overridden(tiny_model_dir: Path, tmp_path: Path, capsys):
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model_dir)
+    meta = json.loads((model_dir / "config.json").read_text())
+    meta["extra"]["generation"] = {"gen_length": 12, "temperature": 0.0, "remasking": "random", "block_length": 4}
+    (model_dir / "config.json").write_text(json.dumps(meta))
+    assert main(["text", "generate", "--checkpoint", str(model_dir), "--jsonl"]) == 0
+    out = capsys.readouterr()
+    assert len(json.loads(out.out)["text"]) == 12 and "remasking=random" in out.err and "block_length=4" in out.err
+    assert main(["text", "generate", "--checkpoint", str(model_dir), "--length", "6", "--block-length", "6",
+                 "--remasking", "margin", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.rstrip("\n")) == 6 and out.err == ""
+    assert main(["text", "generate", "--checkpoint", str(model_dir), "--length", "6"]) == 2
+    assert "--block-length (from the checkpoint's generation block) = 4" in capsys.readouterr().err
+    meta["extra"]["generation"]["temperature"] = -1
+    (model_dir / "config.json").write_text(json.dumps(meta))
+    assert main(["text", "generate", "--checkpoint", str(model_dir)]) == 2
+    assert "generation.temperature" in capsys.readouterr().err
 
 
 def test_train_recipe_writes_a_loadable_model(tiny_model_dir: Path):
@@ -81,11 +123,31 @@ def test_eval_command_reports_bits_per_char(tiny_model_dir: Path, capsys):
     assert 2.0 < result["bits_per_char"] < 9.0 and result["bound"] == "elbo"
 
 
-@pytest.mark.skipif(not (embedded_dir() / "model.safetensors").is_file(), reason="embedded model not built")
-def test_embedded_default_generates_offline(capsys):
-    assert main(["text", "generate", "--prompt", "KING", "--length", "32", "--steps", "32"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("KING") and len(out.rstrip("\n")) == 36
+def test_embedded_default_samples_with_temperature_so_seeds_differ(capsys):
+    args = ["text", "generate", "--prompt", "KING", "--length", "32", "--jsonl", "--num", "3"]
+    assert main([*args, "--seed", "0"]) == 0
+    first = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert all(t.startswith("KING") and len(t) == 36 for t in first)
+    assert len(set(first)) == 3  # three different samples in one call
+    assert main([*args, "--seed", "1"]) == 0
+    second = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert second != first
+    assert main([*args, "--seed", "0"]) == 0
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == first
+
+
+def test_python_api_pipeline_and_generate_text():
+    from maskzoo.core import generate_text, load_pipeline
+
+    pipe = load_pipeline()
+    ids = pipe.encode("ROMEO:")
+    assert pipe.decode(ids) == "ROMEO:" and pipe.generation["temperature"] > 0
+    a = pipe.generate("ROMEO:", num=2, seed=0, gen_length=16)
+    assert len(a) == 2 and all(t.startswith("ROMEO:") and len(t) == 22 for t in a)
+    assert generate_text("ROMEO:", seed=0, gen_length=16) == pipe.generate("ROMEO:", seed=0, gen_length=16)[0]
+    assert pipe.generate("ROMEO:", num=2, seed=0, gen_length=16) == a
+    with pytest.raises(UserError, match="gen_length"):
+        pipe.generate("ROMEO:", gen_length=0)
 
 
 @pytest.mark.parametrize(
@@ -97,6 +159,14 @@ def test_embedded_default_generates_offline(capsys):
         (["text", "train", "--config", str(RECIPE), "train.max_stepz=3"], "max_stepz"),
         (["text", "train", "--config", "/no/recipe.yaml"], "/no/recipe.yaml"),
         (["text", "generate", "--checkpoint", "@TRUNCATED"], "model.safetensors"),
+        (["text", "generate", "--temperature", "nan"], "--temperature"),
+        (["text", "generate", "--steps", "0"], "--steps"),
+        (["text", "generate", "--num", "-2"], "--num"),
+        (["text", "generate", "--top-p", "0"], "--top-p"),
+        (["text", "generate", "--remasking", "greedy"], "--remasking"),
+        (["text", "eval", "--batch-size", "0"], "--batch-size"),
+        (["text", "eval", "--max-windows", "0"], "--max-windows"),
+        (["text", "train", "--config", str(RECIPE), "export=@FILE"], "not a directory"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, tiny_model_dir, tmp_path, capsys):
@@ -104,11 +174,22 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tiny_model_dir, tmp_pat
     shutil.copytree(tiny_model_dir, truncated)
     weights = truncated / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    args = [{"@TINY": str(tiny_model_dir), "@TRUNCATED": str(truncated)}.get(a, a) for a in args]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    subs = {"@TINY": str(tiny_model_dir), "@TRUNCATED": str(truncated), "export=@FILE": f"export={a_file}"}
+    args = [subs.get(a, a) for a in args]
     out_file = tmp_path / "never.txt"
-    if args[1] == "generate":
+    if args[1] in ("generate", "eval"):
         args += ["--out", str(out_file)]
-    assert main(args) == 2
+    with pytest.raises(SystemExit) if message.startswith("--") else _no_raise() as e:
+        rc = main(args)
+    rc = e.value.code if message.startswith("--") else rc
+    assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
-    assert not out_file.exists()
+    assert not out_file.exists() and a_file.read_text() == "keep me"
+
+
+@contextlib.contextmanager
+def _no_raise():
+    yield None

@@ -9,6 +9,13 @@ Public API (stable; see DESIGN.md)::
     out = generate(model, prompt_ids, gen_length=64, steps=64, block_length=64, temperature=0.0,
                    remasking="low_confidence", mask_id=None)   # -> [B, P + gen_length]
 
+One-call helpers that use the checkpoint's own sampling settings (its ``generation`` block)::
+
+    from maskzoo.core import generate_text, load_pipeline
+
+    print(generate_text("ROMEO:", seed=0))        # the embedded character-level model
+    pipe = load_pipeline("text-char-shakespeare")  # .model, .tokenizer, .encode(), .decode(), .generate()
+
 Names are imported on first use (PEP 562), so ``import maskzoo.core`` (and the ``maskzoo`` command's help)
 does not import torch.
 """
@@ -24,8 +31,10 @@ _EXPORTS = {
     "UserError": "maskzoo.core.errors",
     "create_model": "maskzoo.core.registry",
     "generate": "maskzoo.core.sampling",
+    "generate_text": "maskzoo.core.text.pipeline",
     "list_models": "maskzoo.core.registry",
     "load_model": "maskzoo.core.checkpoint",
+    "load_pipeline": "maskzoo.core.text.pipeline",
     "register_model": "maskzoo.core.registry",
     "save_model": "maskzoo.core.checkpoint",
 }
@@ -36,8 +45,10 @@ __all__ = [
     "UserError",
     "create_model",
     "generate",
+    "generate_text",
     "list_models",
     "load_model",
+    "load_pipeline",
     "register_model",
     "save_model",
 ]
@@ -47,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from maskzoo.core.errors import UserError
     from maskzoo.core.registry import create_model, list_models, register_model
     from maskzoo.core.sampling import generate
+    from maskzoo.core.text.pipeline import generate_text, load_pipeline
     from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 
 

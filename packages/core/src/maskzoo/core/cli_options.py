@@ -143,14 +143,19 @@ def output_path(text: str) -> str:
 # ----------------------------------------------------------------------------------------------- common
 
 
-def add_common_options(p: argparse.ArgumentParser, *, seed: int = 0, device: str = "cpu") -> None:
-    """``--seed``, ``--device``, ``--threads``, ``--quiet``; apply them with :func:`apply_common_options`."""
+def add_common_options(p: argparse.ArgumentParser, *, seed: int | None = 0, device: str | None = "cpu") -> None:
+    """``--seed``, ``--device``, ``--threads``, ``--quiet``; apply them with :func:`apply_common_options`.
+
+    ``seed=None`` / ``device=None`` leave that option out (training verbs take both from the recipe's
+    ``train.seed`` / ``train.device``)."""
     from maskzoo.core.threads import physical_cores
 
-    p.add_argument("--seed", type=seed_int, default=seed, metavar="N",
-                   help="random seed; the same seed repeats a run exactly (default: %(default)s)")
-    p.add_argument("--device", type=device_name, default=device, metavar="DEV",
-                   help="cpu, cuda, cuda:N, mps, or auto (cuda when available) (default: %(default)s)")
+    if seed is not None:
+        p.add_argument("--seed", type=seed_int, default=seed, metavar="N",
+                       help="random seed; the same seed repeats a run exactly (default: %(default)s)")
+    if device is not None:
+        p.add_argument("--device", type=device_name, default=device, metavar="DEV",
+                       help="cpu, cuda, cuda:N, mps, or auto (cuda when available) (default: %(default)s)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help=f"torch CPU threads (default: $OMP_NUM_THREADS if set, else the physical cores: "
                         f"{physical_cores()} here); use 1 on a machine shared with other jobs")

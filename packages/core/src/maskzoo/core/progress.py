@@ -55,16 +55,22 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
 
 @contextlib.contextmanager
 def forward_progress(model: Any, total: int, *, desc: str, unit: str = "step", quiet: bool | None = None,
-                     per_call: int = 1) -> Iterator[Any]:
-    """A bar advanced by ``per_call`` on every forward call of ``model`` (an ``nn.Module``) inside the block.
+                     rows: bool = False) -> Iterator[Any]:
+    """A bar advanced on every forward call of ``model`` (an ``nn.Module``) inside the block: by one, or with
+    ``rows=True`` by the batch size of the call's output (sequences scored, for ``unit="seq"``).
 
     For code that calls the model in its own loop (``generate()``, likelihood estimates): one denoiser call per
     sampling step, so ``total=steps`` gives step/s and an ETA. The hook is removed on exit.
     """
     bar = progress(total=total, desc=desc, unit=unit, quiet=quiet)
+
+    def hook(module: Any, inputs: Any, output: Any) -> None:
+        out = getattr(output, "logits", output)
+        bar.update(int(out.shape[0]) if rows and hasattr(out, "shape") and len(out.shape) else 1)
+
     handle = None
     if not bar.disable and hasattr(model, "register_forward_hook"):
-        handle = model.register_forward_hook(lambda *_: bar.update(per_call))
+        handle = model.register_forward_hook(hook)
     try:
         yield bar
     finally:

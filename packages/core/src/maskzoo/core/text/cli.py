@@ -1,46 +1,64 @@
-"""``maskzoo text train | generate | eval``."""
+"""``maskzoo text train | generate | eval`` (built from the shared options of :mod:`maskzoo.core.cli`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import time
 
-from maskzoo.core.cli import add_common_options, add_recipe_options, resolve_device
-from maskzoo.core.errors import UserError
+from maskzoo.core.cli import (
+    add_batch_size_option,
+    add_checkpoint_option,
+    add_common_options,
+    add_generation_options,
+    add_output_options,
+    add_recipe_options,
+    apply_common_options,
+    forward_progress,
+    generation_kwargs,
+    open_output,
+    positive_int,
+    status,
+)
 
 
 def register(areas: argparse._SubParsersAction) -> None:
-    text = areas.add_parser("text", help="character-level text models (tinyshakespeare)")
+    """Add the ``text`` area (no heavy imports here: ``maskzoo --help`` stays fast)."""
+    text = areas.add_parser("text", help="character-level text models (tinyshakespeare)",
+                            description="Character-level masked-diffusion text models; the embedded default is "
+                                        "text-char-shakespeare.")
     verbs = text.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(text))
     verbs.required = True
 
     p = verbs.add_parser("train", help="train a text model from a YAML recipe")
-    add_recipe_options(p, "apps/recipes/text_char_shakespeare.yaml")
+    add_recipe_options(p, "apps/recipes/text_char_shakespeare.yaml",
+                       default="apps/recipes/text_char_shakespeare.yaml")
+    add_common_options(p, seed=None, device=None)  # train.seed / train.device come from the recipe
     p.set_defaults(func=_train)
 
-    p = verbs.add_parser("generate", help="generate text with a model (default: the embedded one)")
-    p.add_argument("--checkpoint", default=None, help="model directory or zoo name (default: embedded)")
-    p.add_argument("--prompt", default="", help="text to continue (characters must be in the alphabet)")
-    p.add_argument("--num", type=int, default=1, help="number of samples")
-    p.add_argument("--length", type=int, default=128, help="characters to generate")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: --length)")
-    p.add_argument("--block-length", type=int, default=None, help="semi-autoregressive block (default: --length)")
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--remasking", default="low_confidence",
-                   help="low_confidence, random, margin, entropy (see maskzoo.core.sampling)")
-    p.add_argument("--out", default=None, help="write samples here instead of stdout")
-    p.add_argument("--jsonl", action="store_true", help="one JSON object per sample")
+    p = verbs.add_parser("generate", help="generate text (default: the embedded model and its sampling settings)",
+                         description="Continue --prompt. Sampling settings not given come from the checkpoint's "
+                                     "generation block (config.json), then the built-in defaults.")
+    add_checkpoint_option(p)
+    p.add_argument("--prompt", default="", help="text to continue; characters must be in the model's alphabet "
+                                                "(default: empty)")
+    add_generation_options(p, length_fallback=128, length_unit="characters")
+    add_output_options(p, what="samples")
     add_common_options(p)
     p.set_defaults(func=_generate)
 
     p = verbs.add_parser("eval", help="bits per character on the validation split (ELBO bound for diffusion)")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--text", default=None, help="evaluate on this file instead of the tinyshakespeare split")
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--max-windows", type=int, default=64, help="number of validation windows")
-    p.add_argument("--num-samples", type=int, default=16, help="Monte Carlo time samples per window (diffusion)")
-    p.add_argument("--batch-size", type=int, default=16)
+    add_checkpoint_option(p)
+    p.add_argument("--text", default=None, metavar="FILE",
+                   help="evaluate on this UTF-8 file instead of the tinyshakespeare validation split")
+    p.add_argument("--seq-len", type=positive_int, default=256, metavar="N",
+                   help="window length in characters (default: %(default)s)")
+    p.add_argument("--max-windows", type=positive_int, default=64, metavar="N",
+                   help="number of validation windows (default: %(default)s)")
+    p.add_argument("--num-samples", type=positive_int, default=16, metavar="K",
+                   help="Monte Carlo draws per window for the diffusion ELBO (default: %(default)s)")
+    add_batch_size_option(p, 16)
+    add_output_options(p, jsonl=False, what="result (one JSON line)")
     add_common_options(p)
     p.set_defaults(func=_eval)
 
@@ -48,35 +66,28 @@ def register(areas: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace) -> int:
     import torch
 
-    from maskzoo.core.fileio import atomic_open
-    from maskzoo.core.sampling import generate
-    from maskzoo.core.text.model import load_text_model
+    from maskzoo.core.text.pipeline import TEXT_FALLBACK, load_pipeline
 
-    if args.num < 1 or args.length < 1:
-        raise UserError("--num and --length must be positive")
-    device = resolve_device(args.device)
-    model, tok = load_text_model(args.checkpoint, device=device)
-    prompt = tok.encode(args.prompt)  # [P]
-    total = prompt.numel() + args.length
-    if total > model.config.max_seq_len:
-        raise UserError(f"prompt ({prompt.numel()}) + --length ({args.length}) = {total} characters exceeds "
-                        f"the model's context of {model.config.max_seq_len}")
-    steps = args.steps or args.length
-    block = args.block_length or args.length
-    torch.manual_seed(args.seed)
+    device = apply_common_options(args)
+    pipe = load_pipeline(args.checkpoint, device=device)
+    kwargs = generation_kwargs(args, pipe.generation, TEXT_FALLBACK)
+    prompt = pipe.encode(args.prompt)  # [P]; an unknown character is a UserError
+    pipe.context_check(prompt.numel(), kwargs["gen_length"])
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    prompts = prompt.unsqueeze(0).expand(args.num, -1).to(device)  # [N, P]
-    with torch.no_grad():
-        out = generate(model, prompts, gen_length=args.length, steps=steps, block_length=block,
-                       temperature=args.temperature, remasking=args.remasking, generator=gen)
-    texts = [tok.decode(row) for row in out.cpu()]
-    body = _format_samples(texts, args.prompt, jsonl=args.jsonl)
-    if args.out:
-        with atomic_open(args.out, "w") as f:
-            f.write(body)
-    else:
-        sys.stdout.write(body)
+    t0 = time.perf_counter()
+    with forward_progress(pipe.model, kwargs["steps"], desc="generating"):
+        texts = pipe.generate(args.prompt, num=args.num, generator=gen, **kwargs)
+    seconds = time.perf_counter() - t0
+    with open_output(args.out) as f:
+        f.write(_format_samples(texts, args.prompt, jsonl=args.jsonl))
+    chars = args.num * kwargs["gen_length"]
+    status(f"{args.num} sample(s) x {kwargs['gen_length']} characters in {seconds:.1f} s "
+           f"({chars / max(seconds, 1e-9):.0f} characters/s; {_describe(kwargs)})")
     return 0
+
+
+def _describe(kwargs: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in kwargs.items() if k != "gen_length")
 
 
 def _format_samples(texts: list[str], prompt: str, *, jsonl: bool) -> str:
@@ -92,17 +103,24 @@ def _eval(args: argparse.Namespace) -> int:
     from maskzoo.core.text.evaluate import evaluate_bits_per_char
     from maskzoo.core.text.model import load_text_model
 
-    device = resolve_device(args.device)
+    device = apply_common_options(args)
     model, tok = load_text_model(args.checkpoint, device=device)
+    t0 = time.perf_counter()
     result = evaluate_bits_per_char(model, tok, text_path=args.text, seq_len=args.seq_len,
                                     max_windows=args.max_windows, num_samples=args.num_samples,
-                                    batch_size=args.batch_size, seed=args.seed)
-    sys.stdout.write(json.dumps(result) + "\n")
+                                    batch_size=args.batch_size, seed=args.seed, progress=True)
+    status(f"evaluated {result['windows']} windows of {args.seq_len} characters in "
+           f"{time.perf_counter() - t0:.1f} s")
+    with open_output(args.out) as f:
+        f.write(json.dumps(result) + "\n")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from maskzoo.core.text.train import train_from_recipe
 
-    train_from_recipe(args.config, args.overrides, resume=not args.no_resume)
+    apply_common_options(args)
+    overrides = [*args.overrides, *(["train.progress=false"] if args.quiet else [])]
+    out = train_from_recipe(args.config, overrides, resume=not args.no_resume)
+    status(f"model written to {out}  (try: maskzoo text generate --checkpoint {out})")
     return 0

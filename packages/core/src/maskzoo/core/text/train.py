@@ -104,6 +104,9 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     if recipe.data.seq_len > recipe.model.max_seq_len:
         raise UserError(f"data.seq_len={recipe.data.seq_len} exceeds model.max_seq_len={recipe.model.max_seq_len}")
     make_loss, causal = OBJECTIVES[recipe.objective]
+    out = Path(recipe.export) if recipe.export else Path(recipe.run_dir) / "model"
+    if out.exists() and not out.is_dir():  # checked now, not after hours of training
+        raise UserError(f"export={out}: exists and is not a directory")
 
     text = read_text(recipe.data.path)
     tok = CharTokenizer.from_text(text)
@@ -127,7 +130,6 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     trainer = Trainer(model, make_loss(tok, recipe), loader, recipe.train, eval_fn=eval_fn, run_dir=run_dir,
                       resume=resume, run_config=recipe)
     summary = trainer.fit()
-    out = Path(recipe.export) if recipe.export else run_dir / "model"
     if trainer.is_main:
         with trainer.eval_weights() as final:
             save_text_model(final, tok, out, extra={"objective": recipe.objective, "train_summary": summary})
