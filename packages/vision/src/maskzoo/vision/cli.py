@@ -47,6 +47,9 @@ def register(areas: argparse._SubParsersAction) -> None:
     add_common_options(p)
     p.set_defaults(func=_caption)
 
+    from maskzoo.vision.str.cli import register as register_scene_text  # read-text, train-str (helper STR)
+    register_scene_text(verbs)
+
 
 def _train(args: argparse.Namespace) -> int:
     from maskzoo.vision.train import train_from_recipe

@@ -1,0 +1,102 @@
+"""``STRModel``: an image encoder and a character decoder (MDiff4STR, Du et al. 2025, arXiv 2512.01422).
+
+``model(images [B, C, 32, 128], tokens [B, L]) -> logits [B, L, num_classes]``. ``tokens`` is the noisy
+sequence ``x_t`` for the diffusion decoder (MASK = absorbing state) or the right-shifted target for the
+autoregressive baseline (``config.causal``). Inference goes through :mod:`maskzoo.vision.str.inference`, which
+encodes each image once (:meth:`STRModel.encode`) and calls :meth:`STRModel.decode` per step.
+
+The checkpoint is the core maskzoo format (config.json + model.safetensors), architecture ``STRModel``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from torch import Tensor, nn
+
+from maskzoo.core.checkpoint import register_architecture
+from maskzoo.core.errors import UserError
+from maskzoo.vision.str.alphabet import PRINTABLE_94, Alphabet
+from maskzoo.vision.str.decoder import STRDecoder
+from maskzoo.vision.str.encoder import build_encoder
+
+#: decoder sizes: the paper's base decoder and smaller ones for CPU training
+DECODER_PRESETS: dict[str, dict[str, int]] = {
+    "base": {"d_model": 384, "n_layers": 6, "n_heads": 12},
+    "small": {"d_model": 256, "n_layers": 3, "n_heads": 8},
+    "tiny": {"d_model": 160, "n_layers": 2, "n_heads": 5},
+}
+
+
+@dataclass
+class STRConfig:
+    """Architecture of an STR model (serialised into config.json)."""
+
+    encoder: str = "svtrv2-small"
+    """svtrv2-tiny | svtrv2-small | svtrv2-base | timm:<name>"""
+    d_model: int = 384
+    n_layers: int = 6
+    n_heads: int = 12
+    mlp_ratio: float = 4.0
+    dropout: float = 0.1
+    causal: bool = False
+    """False: masked-diffusion decoder (bidirectional); True: autoregressive baseline"""
+    charset: str = PRINTABLE_94
+    max_len: int = 25
+    in_chans: int = 1
+    """1 = grayscale input (every image is converted), 3 = RGB"""
+    height: int = 32
+    width: int = 128
+
+    @classmethod
+    def from_preset(cls, decoder: str, **kwargs: Any) -> STRConfig:
+        if decoder not in DECODER_PRESETS:
+            raise UserError(f"unknown decoder preset {decoder!r}; choose one of {', '.join(DECODER_PRESETS)}")
+        return cls(**DECODER_PRESETS[decoder], **kwargs)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> STRConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UserError(f"STR config: unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def alphabet(self) -> Alphabet:
+        return Alphabet(self.charset, self.max_len)
+
+
+class STRModel(nn.Module):
+    """Encoder + decoder; see the module docstring."""
+
+    def __init__(self, config: STRConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.alphabet = config.alphabet
+        self.encoder = build_encoder(config.encoder, config.in_chans, (config.height, config.width))
+        a = self.alphabet
+        self.decoder = STRDecoder(a.vocab_size, a.num_classes, a.seq_len, self.encoder.out_dim, config.d_model,
+                                  config.n_layers, config.n_heads, config.mlp_ratio, config.dropout, config.causal)
+
+    @property
+    def causal(self) -> bool:
+        return self.config.causal
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Image features in the decoder width ``[B, N, d_model]``."""
+        return self.decoder.project_memory(self.encoder(images))
+
+    def decode(self, memory: Tensor, tokens: Tensor) -> Tensor:
+        """Logits ``[B, L, num_classes]`` for decoder input ``tokens`` ``[B, L]``."""
+        return self.decoder(tokens, memory)
+
+    def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
+        return self.decode(self.encode(images), tokens)
+
+
+register_architecture("STRModel", STRModel, STRConfig)
