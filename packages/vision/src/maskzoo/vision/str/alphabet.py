@@ -98,9 +98,9 @@ class Alphabet:
         return torch.stack([self.encode(t) for t in texts]) if texts else torch.empty(0, self.seq_len, dtype=torch.long)
 
     def decode(self, ids: Tensor | list[int]) -> str:
-        """Characters up to the first EOS (MASK, PAD and out-of-range ids are skipped)."""
+        """Characters up to the first EOS, at most ``max_len`` (MASK, PAD and out-of-range ids are skipped)."""
         out = []
-        for i in (ids.tolist() if isinstance(ids, Tensor) else ids):
+        for i in (ids.tolist() if isinstance(ids, Tensor) else ids)[: self.max_len]:
             if i == self.eos_id:
                 break
             if 1 <= i <= len(self.charset):

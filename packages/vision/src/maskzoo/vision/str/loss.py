@@ -85,6 +85,6 @@ class ARLoss:
         a = self.alphabet
         images, targets = batch["images"], batch["targets"]
         net = unwrap_model(model)
-        logits = net(images, shift_right(targets, a.bos_id, a.mask_id, a.pad_id))  # [B, L, V]
+        logits = net(shift_right(targets, a.bos_id, a.mask_id, a.pad_id), images)  # [B, L, V]
         loss = label_ce(logits, targets, a.pad_id)
         return loss, {"num_tokens": int((targets != a.pad_id).sum())}

@@ -1,6 +1,6 @@
 """``STRModel``: an image encoder and a character decoder (MDiff4STR, Du et al. 2025, arXiv 2512.01422).
 
-``model(images [B, C, 32, 128], tokens [B, L]) -> logits [B, L, num_classes]``. ``tokens`` is the noisy
+``model(tokens [B, L], images [B, C, 32, 128]) -> logits [B, L, num_classes]``. ``tokens`` is the noisy
 sequence ``x_t`` for the diffusion decoder (MASK = absorbing state) or the right-shifted target for the
 autoregressive baseline (``config.causal``). Inference goes through :mod:`maskzoo.vision.str.inference`, which
 encodes each image once (:meth:`STRModel.encode`) and calls :meth:`STRModel.decode` per step.
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from maskzoo.core.checkpoint import register_architecture
@@ -95,8 +96,22 @@ class STRModel(nn.Module):
         """Logits ``[B, L, num_classes]`` for decoder input ``tokens`` ``[B, L]``."""
         return self.decoder(tokens, memory)
 
-    def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
-        return self.decode(self.encode(images), tokens)
+    @property
+    def mask_id(self) -> int:
+        return self.alphabet.mask_id
+
+    def blank_images(self, batch: int) -> Tensor:
+        """Uniform mid-grey crops ``[B, C, H, W]`` (0 in the model's [-1, 1] pixel range)."""
+        c = self.config
+        return torch.zeros(batch, c.in_chans, c.height, c.width, device=self.decoder.pos.device)
+
+    def forward(self, input_ids: Tensor, images: Tensor | None = None) -> Tensor:
+        """Logits ``[B, L, num_classes]`` for decoder input ``input_ids`` ``[B, L]`` reading ``images``
+        ``[B, C, H, W]``; without images the decoder reads blank crops (so every zoo entry maps ids to
+        logits, as the core's contract says)."""
+        if images is None:
+            images = self.blank_images(input_ids.shape[0])
+        return self.decode(self.encode(images), input_ids)
 
 
 register_architecture("STRModel", STRModel, STRConfig)
