@@ -68,6 +68,7 @@ class Utterance:
     waveform: torch.Tensor  # [T] at 16 kHz
     digits: tuple[int, ...]
     speaker: str
+    spans: tuple[tuple[int, int], ...] = ()  # (start, end) sample of each digit's recording
 
     @property
     def text(self) -> str:
@@ -83,18 +84,22 @@ class Augment:
     noise_prob: float = 0.7
     snr_db: tuple[float, float] = (10.0, 40.0)
 
-    def __call__(self, x: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, rng: random.Random) -> tuple[torch.Tensor, float]:
+        """Augmented ``x`` and the time-stretch factor applied to it (output length / input length)."""
+        stretch = 1.0
         if self.speed:
             f = rng.choice(SPEED_FACTORS)
             if f != 1.0:
-                x = resample(x, SAMPLE_RATE, int(round(SAMPLE_RATE / f / 100)) * 100)  # [T / f]
+                target = int(round(SAMPLE_RATE / f / 100)) * 100
+                x = resample(x, SAMPLE_RATE, target)  # [T / f]
+                stretch = target / SAMPLE_RATE
         x = x * 10 ** (rng.uniform(*self.gain_db) / 20)
         if rng.random() < self.noise_prob:
             power = x.pow(2).mean().clamp_min(1e-10)
             snr = 10 ** (rng.uniform(*self.snr_db) / 10)
             g = torch.Generator().manual_seed(rng.getrandbits(62))
             x = x + torch.randn(x.shape, generator=g) * (power / snr).sqrt()
-        return x.clamp(-1.0, 1.0)
+        return x.clamp(-1.0, 1.0), stretch
 
 
 @dataclass
@@ -125,16 +130,22 @@ class DigitUtterances(torch.utils.data.Dataset):
             speaker = rng.choice(self.speakers)
             digits = tuple(rng.randrange(10) for _ in range(rng.randint(1, self.max_digits)))
             parts = [torch.zeros(int(rng.uniform(0.0, 0.3) * SAMPLE_RATE))]
+            spans, pos = [], parts[0].numel()
             for k, d in enumerate(digits):
                 if k:
                     parts.append(torch.zeros(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE)))
+                    pos += parts[-1].numel()
                 parts.append(rng.choice(self.bank.clips[speaker][d]))
+                spans.append((pos, pos + parts[-1].numel()))
+                pos += parts[-1].numel()
             parts.append(torch.zeros(int(rng.uniform(0.0, 0.3) * SAMPLE_RATE)))
             x = torch.cat(parts)  # [T]
+            stretch = 1.0
             if self.augment is not None:
-                x = self.augment(x, rng)
+                x, stretch = self.augment(x, rng)
             if x.numel() <= self.max_samples:
-                return Utterance(x, digits, speaker)
+                spans = tuple((int(a * stretch), int(b * stretch)) for a, b in spans)
+                return Utterance(x, digits, speaker, spans)
         raise UserError(f"cannot fit {self.max_digits} digits in {self.max_samples} samples; raise the window")
 
 

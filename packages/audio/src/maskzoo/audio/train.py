@@ -1,0 +1,237 @@
+"""Adapter training (DIFFA stages 1 and 2) with the core Trainer; the encoder and the LM stay frozen.
+
+Stage 1 (ASR): soft prompts + semantic adapter, task "transcribe" only.
+Stage 2 (instructions): acoustic Q-Former + semantic adapter (initialised from stage 1), every task.
+
+Loss (DIFFA, Zhou et al. 2025, sec. 3.3; their ``dLLMTrainer.compute_loss``): with t ~ U(0, 1) per example
+(floored as LLaDA does), each response token masked with probability t, prompt and audio never masked,
+
+    L = sum_{b, i in response, masked} CE(logits_bi, x_bi) / t_b   /   (number of response tokens in the batch)
+
+which is the core :class:`~maskzoo.core.losses.DiffusionLoss` with the linear schedule (weight
+-alpha'(t) / (1 - alpha(t)) = 1/t), uniform times and the ``maskable_tokens`` normaliser (:func:`diffa_loss`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from maskzoo.audio.digits import Augment, DigitUtterances, load_bank
+from maskzoo.audio.encoder_pretrain import load_encoder
+from maskzoo.audio.lm_pretrain import LeftPadCollator
+from maskzoo.audio.model import AudioLanguageModel, AudioModelConfig
+from maskzoo.audio.tasks import TASKS, answer_ids, example, prompt_ids
+from maskzoo.audio.tokenizer import WordTokenizer
+from maskzoo.core.checkpoint import load_model, read_config, save_model
+from maskzoo.core.config import load_config
+from maskzoo.core.errors import UserError
+from maskzoo.core.losses import DiffusionLoss
+from maskzoo.core.training import ResumableLoader, TrainConfig, Trainer
+
+
+def diffa_loss(mask_id: int) -> DiffusionLoss:
+    """DIFFA's objective as a configuration of the core loss (module docstring)."""
+    return DiffusionLoss(mask_id, schedule="linear", time_sampler="uniform", normalization="maskable_tokens",
+                         t_min=1e-3)
+
+
+class AudioDiffusionLoss:
+    """``loss_fn(model, batch)`` for the Trainer: audio embeddings once per batch, then :func:`diffa_loss`
+    on the token sequence with those embeddings spliced into every forward."""
+
+    def __init__(self, mask_id: int) -> None:
+        self.inner = diffa_loss(mask_id)
+
+    def __call__(self, model: AudioLanguageModel, batch: dict[str, torch.Tensor]):
+        audio = model.encode_audio(batch["waveforms"])  # [B, A, D]
+        text = {k: batch[k] for k in ("input_ids", "attention_mask", "maskable")}
+        return self.inner(model.denoiser(audio), text)
+
+
+@dataclass
+class AudioTasks(torch.utils.data.Dataset):
+    """``(waveform, ids, n_prompt)`` items: an utterance, a task prompt with ``n_audio`` placeholders, its answer."""
+
+    utterances: DigitUtterances
+    tok: WordTokenizer
+    n_audio: int
+    gen_length: int
+    tasks: tuple[str, ...]
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, i: int):
+        u = self.utterances[i]
+        rng = random.Random(f"task/{self.seed}/{i}")
+        question, answer = example(rng.choice(self.tasks), u.digits, rng)
+        prompt = prompt_ids(self.tok, question, self.n_audio)
+        return u.waveform, prompt + answer_ids(self.tok, answer, self.gen_length), len(prompt), answer
+
+
+class AudioCollator:
+    def __init__(self, pad_id: int, n_samples: int) -> None:
+        self.text = LeftPadCollator(pad_id)
+        self.n_samples = n_samples
+
+    def __call__(self, items):
+        batch = self.text([(ids, n) for _, ids, n, _ in items])
+        batch["waveforms"] = torch.stack(
+            [torch.nn.functional.pad(w, (0, self.n_samples - w.numel())) for w, *_ in items])  # [B, S]
+        return batch
+
+
+@dataclass
+class AcousticSpec:
+    """:class:`~maskzoo.audio.adapters.AcousticQFormer` options."""
+
+    taps: list[int] = field(default_factory=lambda: [1, 2])
+    n_queries: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+
+
+@dataclass
+class WindowSpec:
+    """:class:`~maskzoo.audio.adapters.WindowQFormer` options (Whisper-LLaDA)."""
+
+    window: int = 17
+    n_queries: int = 4
+    n_heads: int = 4
+    n_layers: int = 2
+
+
+@dataclass
+class LoraSpec:
+    rank: int = 8
+    alpha: float = 16.0
+
+
+def _as_dict(spec) -> dict | None:
+    from dataclasses import asdict
+
+    return None if spec is None else asdict(spec)
+
+
+@dataclass
+class AdapterRecipe:
+    data_dir: str = "apps/data/audio_fsdd"
+    train_speakers: list[str] = field(default_factory=lambda: ["george", "jackson", "nicolas", "yweweler"])
+    heldout_speaker: str = "lucas"
+    encoder_dir: str = "runs/audio_encoder/encoder"
+    lm_dir: str = "runs/audio_lm/lm"
+    init_from: str | None = None
+    """an audio model of an earlier stage whose ``init_parts`` weights start this one"""
+    init_parts: list[str] = field(default_factory=lambda: ["semantic"])
+    n_soft_prompts: int = 0
+    semantic: bool = True
+    acoustic: AcousticSpec | None = None
+    window: WindowSpec | None = None
+    lora: LoraSpec | None = None
+    trainable: list[str] = field(default_factory=lambda: ["semantic"])
+    tasks: list[str] = field(default_factory=lambda: ["transcribe"])
+    max_digits: int = 4
+    gen_length: int = 8
+    steps: int = 8
+    batch_size: int = 16
+    eval_utterances: int = 64
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run_dir: str = "runs/audio_stage"
+    export: str | None = None
+    """the audio model directory written at the end (default: run_dir/model)"""
+
+
+def build_model(recipe: AdapterRecipe) -> AudioLanguageModel:
+    """Encoder (stage 0) + frozen LM + fresh adapters; ``init_parts`` copied from ``init_from``."""
+    encoder = load_encoder(recipe.encoder_dir)
+    lm = load_model(recipe.lm_dir)
+    extra = read_config(recipe.lm_dir).get("extra", {})
+    if "tokenizer" not in extra:
+        raise UserError(f"{recipe.lm_dir}: the LM checkpoint has no tokenizer (train it with pretrain-lm)")
+    cfg = AudioModelConfig(lm=lm.config.to_dict(), encoder={"family": "whisper", **encoder.config.to_dict()},
+                           n_soft_prompts=recipe.n_soft_prompts, acoustic=_as_dict(recipe.acoustic),
+                           semantic=recipe.semantic, window=_as_dict(recipe.window), lora=_as_dict(recipe.lora),
+                           tokenizer=extra["tokenizer"], gen_length=recipe.gen_length, steps=recipe.steps)
+    model = AudioLanguageModel(cfg)
+    model.encoder.load_state_dict(encoder.state_dict())
+    model.lm.load_state_dict(lm.state_dict(), strict=not recipe.lora)
+    model.init_output_scale()
+    if recipe.init_from:
+        prev = load_model(recipe.init_from)
+        for part in recipe.init_parts:
+            src, dst = getattr(prev, part, None), getattr(model, part, None)
+            if src is None or dst is None:
+                raise UserError(f"init_parts: {part!r} is missing in {recipe.init_from} or in this model")
+            dst.load_state_dict(src.state_dict())
+    model.set_trainable(recipe.trainable)
+    return model
+
+
+@torch.no_grad()
+def evaluate_heldout(model: AudioLanguageModel, data: AudioTasks, n: int, batch_size: int = 32) -> dict[str, float]:
+    """Held-out speaker: per-task exact-match accuracy and the transcription WER, on ``n`` utterances per task."""
+    from maskzoo.audio.inference import answer_windows
+    from maskzoo.audio.metrics import wer
+    from maskzoo.audio.tasks import TRANSCRIBE
+
+    was = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    for task in data.tasks:
+        rng = random.Random(f"eval/{task}")
+        utts = [data.utterances[i] for i in range(n)]
+        qa = [example(task, u.digits, rng) for u in utts]
+        hyps = answer_windows(model, [u.waveform for u in utts], [q for q, _ in qa], batch_size=batch_size)
+        out[f"{task}_acc"] = sum(h == a for h, (_, a) in zip(hyps, qa)) / n
+        if qa[0][0] == TRANSCRIBE:
+            out["wer"] = wer(hyps, [a for _, a in qa])
+    model.train(was)
+    return out
+
+
+def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] = (), *,
+                      resume: bool = True) -> Path:
+    """Run a stage-1/2 recipe; returns the exported audio model directory."""
+    recipe = load_config(AdapterRecipe, config_path, list(overrides))
+    unknown = sorted(set(recipe.tasks) - set(TASKS))
+    if unknown or not recipe.tasks:
+        raise UserError(f"unknown task(s) {unknown or '[]'}; choose from {', '.join(TASKS)}")
+    if recipe.heldout_speaker in recipe.train_speakers:
+        raise UserError(f"held-out speaker {recipe.heldout_speaker!r} is also a training speaker")
+    if recipe.batch_size < 1:
+        raise UserError("batch_size must be >= 1")
+    torch.manual_seed(recipe.train.seed)
+    model = build_model(recipe)
+    tok = model.tokenizer
+    bank = load_bank(str(Path(recipe.data_dir).resolve()))
+    n_samples = model.window_samples
+    train_utts = DigitUtterances(bank, tuple(recipe.train_speakers), recipe.max_digits, n_samples,
+                                 seed=recipe.train.seed)
+    held_utts = DigitUtterances(bank, (recipe.heldout_speaker,), recipe.max_digits, n_samples, seed=10_000,
+                                augment=Augment(speed=False, gain_db=(0.0, 0.0), noise_prob=0.0))
+    tasks = tuple(recipe.tasks)
+    data = AudioTasks(train_utts, tok, model.num_audio_tokens, recipe.gen_length, tasks, recipe.train.seed)
+    held = AudioTasks(held_utts, tok, model.num_audio_tokens, recipe.gen_length, tasks)
+    loader = ResumableLoader(data, recipe.batch_size, AudioCollator(tok.pad_id, n_samples),
+                             seed=recipe.train.seed, shuffle=False)
+
+    def eval_fn(m: AudioLanguageModel) -> dict[str, float]:
+        return evaluate_heldout(m, held, recipe.eval_utterances)
+
+    trainer = Trainer(model, AudioDiffusionLoss(tok.mask_id), loader, recipe.train,
+                      eval_fn=eval_fn if recipe.eval_utterances else None, run_dir=Path(recipe.run_dir),
+                      resume=resume, run_config=recipe)
+    metrics = trainer.fit()
+    out = Path(recipe.export) if recipe.export else Path(recipe.run_dir) / "model"
+    if trainer.is_main:
+        with trainer.eval_weights() as final:
+            save_model(final, out, extra={"recipe": str(config_path), "steps": trainer.step,
+                                          "heldout_speaker": recipe.heldout_speaker,
+                                          "metrics": {k: float(v) for k, v in metrics.items()}})
+    return out
