@@ -146,7 +146,7 @@ def test_ema_is_used_for_eval_and_restored(tmp_path):
     assert seen["training"] is False and seen["grad"] is False and t.model.training
     assert final["eval/score"] == 1.5
     evals = [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl") if "eval/score" in r]
-    assert evals == [4, 8, 10]
+    assert evals == [0, 4, 8, 10]  # step 0: eval_at_start
     ema_file = tmp_path / "checkpoints/step_0000010/ema.safetensors"
     torch.testing.assert_close(
         safetensors.torch.load_file(str(ema_file))["out.weight"], t.ema.shadow["out.weight"]
@@ -276,7 +276,7 @@ def test_resumable_loader_state_and_shards():
     r1 = ResumableLoader(data, 4, seed=3, rank=1, world_size=2)
     for _ in range(5):
         assert torch.equal(next(one), torch.cat([next(r0), next(r1)]))
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(UserError, match="divisible"):
         ResumableLoader(data, 3, rank=0, world_size=2)
 
 

@@ -49,7 +49,8 @@ from typing import IO
 
 from maskzoo.core.errors import UserError
 
-__all__ = ["atomic_dir", "atomic_open", "clean_stale_temporaries", "remove_tree"]
+__all__ = ["atomic_dir", "atomic_open", "check_output_dir", "check_output_file", "clean_stale_temporaries",
+           "remove_tree"]
 
 _STARTED = time.time()  # "older than this process" for stale temporaries
 _TEMP = re.compile(r"^\..+\.mz(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
@@ -355,3 +356,48 @@ def remove_tree(path: str | os.PathLike) -> None:
     doomed = path.with_name(f"{_temp_prefix(path.name)}{os.urandom(4).hex()}.tmp")
     os.replace(path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------- early checks
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """``path`` does not exist: its nearest existing ancestor must be a writable directory."""
+    d = path.parent
+    while not os.path.lexists(d):
+        d = d.parent
+    real = os.path.realpath(d)
+    if not os.path.isdir(real):
+        raise UserError(f"{what} {path}: {d} is not a directory")
+    if not os.access(real, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path}: cannot create it in {d} (permission denied)")
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "output directory") -> None:
+    """Fail now, before any long work, if :func:`atomic_dir` could not write directory ``path`` later: it exists
+    and is not a directory, it is not writable, or it cannot be created. Creates nothing."""
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    if os.path.exists(real):
+        if not real.is_dir():
+            raise UserError(f"{what} {path}: exists and is not a directory")
+        if not os.access(real, os.W_OK | os.X_OK):
+            raise UserError(f"{what} {path}: not writable (permission denied)")
+        return
+    _check_creatable(real, what)
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output file") -> None:
+    """Fail now if :func:`atomic_open` could not write file ``path`` later (a directory, an unwritable or
+    uncreatable directory). Streams (``-``, ``/dev/...``) always pass. Creates nothing."""
+    text = os.fspath(path)
+    if text in _STREAMS or os.path.abspath(text).startswith(_DEVICE_ROOTS):
+        return
+    real = Path(os.path.realpath(text))
+    if real.is_dir() or (text.endswith(os.sep) and text.strip(os.sep)):
+        raise UserError(f"{what} {text}: is a directory; expected a file path")
+    if os.path.exists(real):
+        if real.is_file() and not os.access(real.parent, os.W_OK | os.X_OK):
+            raise UserError(f"{what} {text}: cannot replace it in {real.parent} (permission denied)")
+        return
+    _check_creatable(real, what)

@@ -19,6 +19,8 @@ checkpoint is ever executed.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import random
@@ -80,6 +82,37 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _owned_generators(obj: Any) -> dict[str, torch.Generator]:
+    """The ``torch.Generator`` objects ``obj`` (a loss function) holds: its attributes, a ``functools.partial``'s
+    arguments, a closure's cells; by name, one level deep."""
+    found: dict[str, Any] = {}
+    found.update(getattr(obj, "__dict__", {}) or {})
+    if isinstance(obj, functools.partial):
+        found.update({f"arg{i}": a for i, a in enumerate(obj.args)})
+        found.update(obj.keywords)
+    closure = getattr(obj, "__closure__", None) or ()
+    names = getattr(getattr(obj, "__code__", None), "co_freevars", ())
+    for name, cell in zip(names, closure):
+        with contextlib.suppress(ValueError):  # an empty cell
+            found[f"closure.{name}"] = cell.cell_contents
+    return {k: v for k, v in sorted(found.items()) if isinstance(v, torch.Generator)}
+
+
+def capture_owned_generators(obj: Any) -> dict[str, torch.Tensor]:
+    """States of the generators ``obj`` owns (see :func:`_owned_generators`), for the checkpoint."""
+    return {name: g.get_state() for name, g in _owned_generators(obj).items()}
+
+
+def restore_owned_generators(obj: Any, states: dict[str, torch.Tensor]) -> None:
+    """Inverse of :func:`capture_owned_generators`; a generator named in the checkpoint must still exist."""
+    gens = _owned_generators(obj)
+    missing = sorted(set(states) - set(gens))
+    if missing:
+        raise UserError(f"the checkpoint holds random states of loss generators {missing} that the loss lacks now")
+    for name, state in states.items():
+        gens[name].set_state(state)
 
 
 def seed_everything(seed: int) -> None:

@@ -7,7 +7,8 @@ trainer; there are no keys the code ignores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, fields
 
 from maskzoo.core.errors import UserError
 
@@ -55,6 +56,9 @@ class TrainConfig:
     """write a metrics.jsonl row every N updates"""
     eval_every: int = 0
     """run ``eval_fn`` every N updates (and always at the end, when given)"""
+    eval_at_start: bool = True
+    """run ``eval_fn`` once before the first update of a fresh run: a baseline row at step 0, and a mistake in
+    the evaluation settings fails before training instead of after it"""
     save_every: int = 1000
     """write a checkpoint every N updates (and always at the end)"""
     keep_last: int = 3
@@ -65,11 +69,18 @@ class TrainConfig:
     """torch.distributed backend under torchrun: auto (nccl on CUDA, gloo on CPU), gloo, nccl"""
     ddp_find_unused_parameters: bool = False
     """set when some trainable parameters may get no gradient in a step (e.g. an optional image branch)"""
+    resume_allow_changes: list[str] = field(default_factory=list)
+    """recipe keys (dotted, ``fnmatch`` patterns) that may differ from the stored recipe when resuming, beyond
+    the built-in list of :data:`maskzoo.core.training.provenance.RESUMABLE` (max_steps, intervals, eval.*, ...)"""
 
     def validate(self) -> None:
-        """Raise UserError for values no run can use."""
+        """Raise UserError for values no run can use (called when the Trainer is built, before any work)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"train config: {f.name} must be a finite number, got {value}")
         checks = [
-            (self.max_steps >= 0, "max_steps must be >= 0"),
+            (self.max_steps >= 1, "max_steps must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
             (0 <= self.min_lr <= self.lr, "min_lr must be in [0, lr]"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
@@ -80,6 +91,7 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (self.log_every >= 0 and self.eval_every >= 0 and self.save_every >= 0, "*_every must be >= 0"),
             (self.keep_last >= 1, "keep_last must be >= 1"),
+            (self.adam_eps > 0, "adam_eps must be > 0"),
             (self.ddp_backend in ("auto", "gloo", "nccl"), "ddp_backend must be auto, gloo or nccl"),
         ]
         for ok, msg in checks:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch.utils.data import default_collate
 
+from maskzoo.core.errors import UserError
 from maskzoo.core.training.ddp import dist_info
 
 _MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant (golden ratio) to decorrelate (seed, counter) pairs
@@ -44,8 +45,10 @@ def _shard(batch_size: int, rank: int | None, world_size: int | None) -> tuple[i
     info = dist_info()
     rank = info.rank if rank is None else rank
     world_size = info.world_size if world_size is None else world_size
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch_size must be a positive integer, got {batch_size!r}")
     if batch_size % world_size:
-        raise ValueError(f"global batch_size {batch_size} is not divisible by world_size {world_size}")
+        raise UserError(f"global batch_size {batch_size} is not divisible by world_size {world_size}")
     return rank, world_size, batch_size // world_size
 
 
@@ -58,7 +61,7 @@ class IndexSampler:
 
     def __init__(self, n: int, *, shuffle: bool = True, seed: int = 0):
         if n <= 0:
-            raise ValueError("cannot sample from an empty dataset")
+            raise UserError("the training data is empty: nothing to sample batches from")
         self.n, self.shuffle, self.seed = n, shuffle, seed
         self.epoch, self.position = 0, 0
         self._order: torch.Tensor | None = None
@@ -163,8 +166,10 @@ class RandomCropLoader:
     ):
         if tokens.ndim != 1:
             raise ValueError(f"tokens must be 1-D, got shape {tuple(tokens.shape)}")
+        if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+            raise UserError(f"seq_len must be a positive integer, got {seq_len!r}")
         if len(tokens) < seq_len:
-            raise ValueError(f"need at least seq_len={seq_len} tokens, got {len(tokens)}")
+            raise UserError(f"the training data has {len(tokens)} tokens, fewer than seq_len={seq_len}")
         self.tokens = tokens.long()  # [N]
         self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
         self.rank, self.world_size, self.local_batch = _shard(batch_size, rank, world_size)

@@ -13,7 +13,14 @@ updates. One update::
 and every ``log_every`` / ``eval_every`` / ``save_every`` updates it logs a metrics.jsonl row, runs ``eval_fn``
 (with the EMA weights when EMA is on, under a forked RNG seeded with ``config.seed`` so evaluation never disturbs
 training randomness) and writes an atomic checkpoint (checkpointing.py). With ``resume=True`` it continues from
-the newest checkpoint in ``run_dir``; the continued run is bit-identical to an uninterrupted one on CPU.
+the newest checkpoint in ``run_dir``; the continued run is bit-identical to an uninterrupted one on CPU (the
+state of every ``torch.Generator`` the loss owns is checkpointed too). A resume whose recipe changed the model,
+objective or data is refused (provenance.py).
+
+Everything that could only fail late is checked when the Trainer is built: the config values, the run and
+export directories (writable, not a file), and, with ``eval_at_start``, the evaluation itself (run once
+before the first update). An empty batch or a non-finite logged loss stops the run with a UserError before a
+checkpoint or export of broken weights is written.
 
 Contracts:
 
@@ -23,13 +30,16 @@ Contracts:
   a ``"loss"`` metric is ignored (the returned loss tensor is what is logged).
 - ``train_data``: an iterable whose iterator yields batches (tensors / dicts / lists of tensors, moved to the
   device here) and which has ``state_dict()``/``load_state_dict()`` (see data.py). Each rank yields its shard.
-- ``eval_fn(model) -> dict[str, float]``: called on rank 0 only with the plain (unwrapped) model in eval mode,
-  under ``torch.no_grad()`` and the training autocast.
+- ``eval_fn(model) -> dict[str, float]``: called with the plain (unwrapped) model in eval mode, under
+  ``torch.no_grad()``, the training autocast and the same RNG seed, on EVERY rank under torchrun (so no rank
+  waits on a collective while rank 0 evaluates, however long that takes); rank 0's results are logged. It must
+  not use collectives itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 import warnings
@@ -43,8 +53,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from maskzoo.core.config import save_config
 from maskzoo.core.errors import UserError
+from maskzoo.core.fileio import check_output_dir
 from maskzoo.core.training import checkpointing as ckpt
-from maskzoo.core.training import ddp
+from maskzoo.core.training import ddp, provenance
 from maskzoo.core.training.config import TrainConfig
 from maskzoo.core.training.ema import EMA
 from maskzoo.core.training.metrics import MetricsLogger, progress_bar
@@ -89,19 +100,25 @@ def move_to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def count_tokens(batch: Any) -> int:
-    """Tokens in a batch for throughput: ``input_ids`` of a dict batch, else the first tensor's numel."""
+def _main_tensor(batch: Any) -> torch.Tensor | None:
+    """``input_ids`` of a dict batch, else the batch's first tensor (None: no tensor at the top level)."""
     if torch.is_tensor(batch):
-        return batch.numel()
+        return batch
     if isinstance(batch, dict):
         if "input_ids" in batch and torch.is_tensor(batch["input_ids"]):
-            return batch["input_ids"].numel()
+            return batch["input_ids"]
         batch = list(batch.values())
     if isinstance(batch, (list, tuple)):
         for v in batch:
             if torch.is_tensor(v):
-                return v.numel()
-    return 0
+                return v
+    return None
+
+
+def count_tokens(batch: Any) -> int:
+    """Tokens in a batch for throughput: ``input_ids`` of a dict batch, else the first tensor's numel."""
+    t = _main_tensor(batch)
+    return 0 if t is None else t.numel()
 
 
 class _Window:
@@ -145,12 +162,20 @@ class Trainer:
         resume: bool | str | os.PathLike = False,
         run_config: Any = None,
         optimizer_groups: list[dict] | None = None,
+        export_dir: str | os.PathLike | None = None,
+        resume_may_change: tuple[str, ...] = (),
     ):
         """``resume``: True = continue from run_dir's newest checkpoint (fresh start if none), a path = that
         checkpoint. ``run_config``: the full resolved recipe config (saved instead of ``config`` when given).
         ``optimizer_groups``: AdamW param groups (default :func:`~maskzoo.core.training.optim.param_groups`);
-        a group's ``"lr_scale"`` scales the scheduled learning rate for it."""
+        a group's ``"lr_scale"`` scales the scheduled learning rate for it. ``export_dir``: where the caller will
+        write the final model (checked now: writable and not a file). ``resume_may_change``: recipe keys
+        (patterns) a resume may change beyond :data:`~maskzoo.core.training.provenance.RESUMABLE`."""
         config.validate()
+        check_output_dir(run_dir, "run_dir")
+        if export_dir is not None:
+            check_output_dir(export_dir, "export directory")
+        self.resume_may_change = (*resume_may_change, *config.resume_allow_changes)
         self.config = config
         self.loss_fn, self.eval_fn, self.train_data = loss_fn, eval_fn, train_data
         self.run_dir = Path(run_dir)
@@ -238,6 +263,8 @@ class Trainer:
         tokens = 0
         for micro in range(accum):
             batch, it = self._next_batch(it)
+            if (main := _main_tensor(batch)) is not None and main.numel() == 0:
+                raise UserError(f"the training data yielded an empty batch at step {self.step + 1} (batch size 0?)")
             batch = move_to_device(batch, self.device)
             last = micro == accum - 1
             sync = (
@@ -274,6 +301,11 @@ class Trainer:
 
     def _log(self, window: _Window, lr: float, bar: Any) -> None:
         means = ddp.all_reduce_mean(window.means(), self.device)
+        if not math.isfinite(means["loss"]):
+            raise UserError(
+                f"training loss is {means['loss']} at step {self.step}; stopping before a checkpoint or export of "
+                f"broken weights (the last checkpoint in {self.ckpt_root} is intact)"
+            )
         row = {"step": self.step, "loss": means.pop("loss"), "lr": lr, "grad_norm": means.pop("grad_norm")}
         row["tokens_per_s"] = window.tokens * self.dist.world_size / window.train_seconds()
         row["elapsed_s"] = time.perf_counter() - self._t_start
@@ -284,19 +316,18 @@ class Trainer:
         window.reset()
 
     def evaluate(self) -> dict[str, float]:
-        """Run ``eval_fn`` (rank 0, EMA weights, eval mode, no grad, fixed-seed forked RNG); log and return it."""
+        """Run ``eval_fn`` (every rank, EMA weights, eval mode, no grad, fixed-seed forked RNG); log and return
+        rank 0's results."""
         if self.eval_fn is None:
             return {}
-        results: dict[str, float] | None = None
-        if self.is_main:
-            devices = [self.device] if self.device.type == "cuda" else []
-            was_training = self.model.training
-            with torch.random.fork_rng(devices=devices), self.eval_weights() as model, torch.no_grad():
-                torch.manual_seed(self.config.seed)
-                model.eval()
-                with self.autocast():
-                    results = {k: float(v) for k, v in self.eval_fn(model).items()}
-            self.model.train(was_training)
+        devices = [self.device] if self.device.type == "cuda" else []
+        was_training = self.model.training
+        with torch.random.fork_rng(devices=devices), self.eval_weights() as model, torch.no_grad():
+            torch.manual_seed(self.config.seed)
+            model.eval()
+            with self.autocast():
+                results: dict[str, float] | None = {k: float(v) for k, v in self.eval_fn(model).items()}
+        self.model.train(was_training)
         results = ddp.broadcast_object(results)
         assert results is not None
         prefixed = {f"eval/{k}": v for k, v in results.items()}
@@ -313,6 +344,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "data": self.train_data.state_dict() if hasattr(self.train_data, "state_dict") else None,
             "rng": rng,
+            "loss_rng": ddp.gather_objects(ckpt.capture_owned_generators(self.loss_fn)),
             "world_size": self.dist.world_size,
         }
 
@@ -338,6 +370,8 @@ class Trainer:
         path = ckpt.find_latest(self.ckpt_root) if resume is True else Path(resume)
         if path is None:
             return
+        stored = path / "config.yaml" if (path / "config.yaml").is_file() else self.run_dir / "config.yaml"
+        provenance.check_resume(stored, self.run_config, self.resume_may_change)
         state = ckpt.load_checkpoint(path, self.model, self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
@@ -360,6 +394,8 @@ class Trainer:
         rng = state["rng"]
         if int(state["world_size"]) == self.dist.world_size:
             ckpt.restore_rng_state(rng[self.dist.rank])
+            if state.get("loss_rng") is not None:
+                ckpt.restore_owned_generators(self.loss_fn, state["loss_rng"][self.dist.rank])
         else:  # a different number of processes: exact replay is impossible; reseed deterministically
             ckpt.seed_everything(self.config.seed + self.dist.rank + 1_000_003 * self.step)
         self.resumed_from = path
@@ -377,6 +413,9 @@ class Trainer:
         window = _Window()
         self.train_model.train()
         try:
+            if cfg.eval_at_start and self.step == 0:
+                self.evaluate()  # a baseline, and any mistake in the eval settings shows now, not after training
+                window.reset()
             while self.step < cfg.max_steps:
                 lr = self.schedule.apply(self.optimizer)
                 values, tokens, it = self._train_step(it)
