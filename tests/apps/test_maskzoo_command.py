@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from maskzoo.core.registry import get_entry, list_models
 
 
@@ -44,3 +46,51 @@ def test_unknown_area_or_verb_is_one_line_and_exit_2():
         r = _run("-m", "maskzoo.core.cli", *args)
         assert r.returncode == 2
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_version_of_the_command_and_of_each_area():
+    r = _run("-m", "maskzoo.core.cli", "--version")
+    assert r.returncode == 0 and r.stdout.startswith("maskzoo-core ")
+    r = _run("-m", "maskzoo.core.cli", "text", "--version")
+    assert r.returncode == 0 and r.stdout.startswith("maskzoo-core ")
+
+
+def _verbs():
+    import argparse
+
+    from maskzoo.core.cli import build_parser
+
+    def subparsers(p):
+        return next((a.choices for a in p._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+    parser = build_parser()
+    return [(f"{area} {verb}", vp) for area, ap in subparsers(parser).items() for verb, vp in subparsers(ap).items()]
+
+
+@pytest.mark.parametrize("area", ["text", "protein", "vision", "audio"])
+def test_every_option_has_help_and_shows_its_default(area):
+    verbs = [(name, p) for name, p in _verbs() if name.split()[0] == area]
+    if not verbs:
+        pytest.skip(f"area {area} not installed")
+    problems = []
+    for name, p in verbs:
+        for a in p._actions:
+            if not a.option_strings or a.help == "==SUPPRESS==" or a.dest in ("help", "version"):
+                continue
+            if not a.help:
+                problems.append(f"{name} {a.option_strings[0]}: no help")
+            elif a.default not in (None, False, [], ()) and "default" not in a.help and not a.required:
+                problems.append(f"{name} {a.option_strings[0]}: default {a.default!r} not shown")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("area", ["text", "protein", "vision", "audio"])
+def test_shared_option_names_are_spelled_the_same_everywhere(area):
+    # one spelling per idea: --out (not --output), --length (not --gen-length), --checkpoint, --batch-size
+    verbs = [(name, p) for name, p in _verbs() if name.split()[0] == area]
+    if not verbs:
+        pytest.skip(f"area {area} not installed")
+    banned = {"--output", "--gen-length", "--gen_length", "--batch_size", "--ckpt", "--model-dir", "--n", "--n-samples",
+              "--num-samples-gen", "--outdir", "--output-dir"}
+    found = [f"{name} {s}" for name, p in verbs for a in p._actions for s in a.option_strings if s in banned]
+    assert not found, found
