@@ -2,12 +2,14 @@
 
     python tests/core/_trainer_toy.py RUN_DIR [key=value ...]
 
-Script options (``resume``, ``sleep``, ``dropout``, ``batch_size``) are taken out of the overrides; the rest are
-TrainConfig overrides. The model is an embedding + linear next-token predictor on a fixed random token stream.
+Script options (``resume``, ``sleep``, ``dropout``, ``batch_size``, ``eval``) are taken out of the overrides; the
+rest are TrainConfig overrides. ``eval=1`` adds an eval_fn that records which ranks evaluated (``evaluated_by_rank_R``
+files in the run dir). The model is an embedding + linear next-token predictor on a fixed random token stream.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -56,7 +58,7 @@ def tokens() -> torch.Tensor:
 def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     run_dir, rest = argv[0], argv[1:]
-    script = {"resume": "0", "sleep": "0", "dropout": "0", "batch_size": "8"}
+    script = {"resume": "0", "sleep": "0", "dropout": "0", "batch_size": "8", "eval": "0"}
     overrides = []
     for item in rest:
         key = item.split("=", 1)[0]
@@ -68,8 +70,17 @@ def main(argv: list[str]) -> None:
     torch.manual_seed(0)
     model = Toy(float(script["dropout"]))
     data = RandomCropLoader(tokens(), SEQ, int(script["batch_size"]), seed=7)
+
+    def eval_fn(m: nn.Module) -> dict:
+        rank = int(os.environ.get("RANK", 0))
+        with open(os.path.join(run_dir, f"evaluated_by_rank_{rank}"), "a") as f:
+            f.write("x")
+        ids = tokens()[: 4 * SEQ].view(4, SEQ)  # [4, SEQ]
+        return {"loss": F.cross_entropy(m(ids[:, :-1]).reshape(-1, VOCAB), ids[:, 1:].reshape(-1)).item()}
+
     trainer = Trainer(
-        model, make_loss(float(script["sleep"])), data, cfg, run_dir=run_dir, resume=script["resume"] == "1"
+        model, make_loss(float(script["sleep"])), data, cfg, eval_fn if script["eval"] == "1" else None,
+        run_dir=run_dir, resume=script["resume"] == "1",
     )
     trainer.fit()
 

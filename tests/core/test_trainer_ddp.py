@@ -28,6 +28,8 @@ ARGS = [
     "batch_size=8",  # global: 4 per rank under torchrun
     "progress=false",
     "device=cpu",  # the exactness claims are about CPU runs, also on a machine with a GPU
+    "eval=1",
+    "eval_every=4",
 ]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -52,7 +54,14 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
             torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
     # only rank 0 wrote metrics; the logged loss is the mean over both ranks = the single-process loss
     rows_s, rows_m = read_metrics(single / "metrics.jsonl"), read_metrics(multi / "metrics.jsonl")
+    evals_s, evals_m = ([r for r in rows if "eval/loss" in r] for rows in (rows_s, rows_m))
+    rows_s, rows_m = ([r for r in rows if "loss" in r] for rows in (rows_s, rows_m))
     assert [r["step"] for r in rows_m] == [r["step"] for r in rows_s] == [2, 4, 6, 8]
+    # evaluation ran on BOTH ranks (no rank idles in a collective while rank 0 evaluates) at 0, 4 and 8
+    assert [r["step"] for r in evals_m] == [r["step"] for r in evals_s] == [0, 4, 8]
+    assert [(multi / f"evaluated_by_rank_{r}").read_text() for r in (0, 1)] == ["xxx", "xxx"]
+    for rs, rm in zip(evals_s, evals_m):
+        assert rm["eval/loss"] == pytest.approx(rs["eval/loss"], rel=1e-5)
     for rs, rm in zip(rows_s, rows_m):
         assert rm["loss"] == pytest.approx(rs["loss"], rel=1e-5)
     # both ranks' RNG states are in the checkpoint, for an exact multi-process resume
