@@ -41,8 +41,9 @@ GENERATION_KEYS = tuple(_CHECKS)
 _OPTIONAL = ("top_k", "top_p", "cache", "threshold", "factor")  # passed to generate() only when set
 
 
-def validate_generation_block(block: Any, source: str) -> dict[str, Any]:
-    """Check a generation block (``None`` = empty); UserError naming ``source`` and the field otherwise.
+def validate_generation_block(block: Any, source: str | None) -> dict[str, Any]:
+    """Check a generation block (``None`` = empty); UserError naming ``source`` and the field otherwise
+    (``source=None``: keyword arguments, named alone).
 
     ``null`` values mean "not set". Returns a plain dict without the unset keys.
     """
@@ -52,13 +53,15 @@ def validate_generation_block(block: Any, source: str) -> dict[str, Any]:
         raise UserError(f"{source}: 'generation' must be a mapping of sampling settings, not {type(block).__name__}")
     out: dict[str, Any] = {}
     for key, value in block.items():
+        where = f"{source}: generation." if source else ""
         if key not in _CHECKS:
-            raise UserError(f"{source}: unknown generation setting '{key}' (known: {', '.join(GENERATION_KEYS)})")
+            raise UserError(f"{where or 'unknown setting '}{key}: not a generation setting "
+                            f"(known: {', '.join(GENERATION_KEYS)})")
         if value is None:
             continue
         ok, what = _CHECKS[key]
         if not ok(value):
-            raise UserError(f"{source}: generation.{key} must be {what}, got {value!r}")
+            raise UserError(f"{where}{key} must be {what}, got {value!r}")
         out[key] = value
     return out
 
@@ -84,7 +87,7 @@ def resolve_generation(explicit: Mapping[str, Any] | None = None, block: Mapping
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for where, layer in layers:
-        for key, value in validate_generation_block(dict(layer), where or "argument").items():
+        for key, value in validate_generation_block(dict(layer), where or None).items():
             merged[key], origin[key] = value, where
     if "gen_length" not in merged:
         raise UserError(f"no generation length given: set {names.get('gen_length', 'gen_length')}")

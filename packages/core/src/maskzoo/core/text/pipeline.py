@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from maskzoo.core.generation_config import model_generation_block, resolve_generation
+from maskzoo.core.generation_config import GENERATION_KEYS, model_generation_block, resolve_generation
 from maskzoo.core.text.tokenizer import CharTokenizer
 
 TEXT_FALLBACK = {"gen_length": 128}
@@ -64,19 +64,21 @@ class TextPipeline:
     def generate(self, prompt: str = "", *, num: int = 1, seed: int | None = None,
                  generator: torch.Generator | None = None, **overrides: Any) -> list[str]:
         """``num`` samples continuing ``prompt`` (each includes the prompt). ``overrides``: ``gen_length``,
-        ``steps``, ``block_length``, ``temperature``, ``top_k``, ``top_p``, ``remasking``, ... (see ``generate()``)."""
+        ``steps``, ``block_length``, ``temperature``, ``top_k``, ``top_p``, ``remasking``, ... override the
+        generation block; any other keyword (``cfg_scale``, ``eos_id``, ...) goes to ``generate()`` unchanged."""
         from maskzoo.core.errors import UserError
         from maskzoo.core.sampling import generate
 
         if not isinstance(num, int) or isinstance(num, bool) or num < 1:
             raise UserError(f"num must be an integer >= 1, got {num!r}")
-        kwargs = self.settings(**overrides)
+        passthrough = {k: v for k, v in overrides.items() if k not in GENERATION_KEYS}
+        kwargs = self.settings(**{k: v for k, v in overrides.items() if k in GENERATION_KEYS})
         ids = self.encode(prompt)  # [P]
         self.context_check(ids.numel(), kwargs["gen_length"])
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
         prompts = ids.unsqueeze(0).expand(num, -1).to(self.device)  # [N, P]
-        out = generate(self.model, prompts, generator=generator, **kwargs)  # [N, P + gen_length]
+        out = generate(self.model, prompts, generator=generator, **kwargs, **passthrough)  # [N, P + gen_length]
         return [self.decode(row) for row in out.cpu()]
 
 
