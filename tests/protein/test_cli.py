@@ -136,7 +136,7 @@ BAD = [
     (["generate", "--length", "500"], "longer than the model's context"),
     (["generate", "--length", "ten"], "--length 'ten'"),
     (["generate", "--motif", "WW@x"], "--motif WW@x"),
-    (["generate", "--target", "MKZ1"], "--sequence"),
+    (["generate", "--target", "MKZ1"], "--target"),
     (["score-variants", "--sequence", "MKTAYI", "--variants", "{v}", "--out", "{out}"], "'A2W'"),
     (["embed", "{long}", "--out", "{out}"], "record 'long'"),
     (["embed", "{empty}", "--out", "{out}"], "no FASTA records"),

@@ -49,7 +49,7 @@ def test_read_multiline_and_lowercase(tmp_path):
         ("MKT\n>a\nMKT\n", "text before the first"),
         (">a\n>b\nMKT\n", "record 'a' has no sequence"),
         (">a\nMKT\n>b\nMK1T\n", r"record 'b'.*invalid residue '1' at position 3"),
-        (">a\nMK*\n", r"record 'a'.*invalid residue '\*'"),
+        (">a\nMK*\n", r"record 'a'.*stop codon '\*' at position 3"),
         (">\nMKT\n", "empty header"),
     ],
 )

@@ -67,6 +67,9 @@ class ProteinAlphabet:
             raise UserError(f"{name}: empty sequence")
         table = self._letter_to_id
         for i, a in enumerate(s):
+            if a == "*":
+                raise UserError(f"{name}: stop codon '*' at position {i + 1}; remove stop codons (a trailing "
+                                "'*' of a translated ORF included)")
             if a not in table:
                 raise UserError(f"{name}: invalid residue {a!r} at position {i + 1} (allowed: {ACCEPTED})")
         return s

@@ -138,7 +138,9 @@ def register() -> None:
     from maskzoo.core.checkpoint import ARCHITECTURES, register_architecture
 
     if ARCHITECTURE not in ARCHITECTURES:
-        register_architecture(ARCHITECTURE, ESM2, ESM2Config)
+        from maskzoo.protein.model import esm2_param_count
+
+        register_architecture(ARCHITECTURE, ESM2, ESM2Config, param_count=esm2_param_count)
 
 
 def save_dsm(model: ESM2, directory: str | Path, extra: dict | None = None) -> Path:

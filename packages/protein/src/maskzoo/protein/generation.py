@@ -66,6 +66,79 @@ class SamplerSettings:
     batch_size: int = 16
 
 
+#: Sampling settings used when neither the command line nor the checkpoint's generation block sets them.
+PROTEIN_FALLBACK = {"temperature": 1.0, "remasking": "random"}
+_UNSUPPORTED = {"block_length": "--block-length", "cache": "--cache", "threshold": "--threshold",
+                "factor": "--factor"}
+
+
+def model_generation_block(model: nn.Module) -> dict:
+    """The checkpoint's validated ``generation`` block (``{}`` for fair-esm files and models built in Python)."""
+    from maskzoo.core.generation_config import model_generation_block as core_block
+
+    return core_block(model)
+
+
+def _merge(explicit: dict, block: dict) -> dict:
+    from maskzoo.core.generation_config import validate_generation_block
+
+    merged = dict(PROTEIN_FALLBACK)
+    merged.update(validate_generation_block(block, "the checkpoint's generation block"))
+    merged.update({k: v for k, v in explicit.items() if v is not None})
+    for key, flag in _UNSUPPORTED.items():
+        if merged.get(key) not in (None, "none"):
+            raise UserError(f"{flag} is not supported by protein generation (canvases are filled as one block)")
+    return merged
+
+
+def settings_from_block(block: dict, batch_size: int = 16) -> SamplerSettings:
+    """``SamplerSettings`` from a generation block (keys of ``maskzoo.core.sampling.generate``)."""
+    m = _merge({}, block)
+    return SamplerSettings(m.get("steps"), m["remasking"], float(m["temperature"]), m.get("top_k"), m.get("top_p"),
+                           batch_size)  # fmt: skip
+
+
+def settings_from_args(args, block: dict) -> tuple[SamplerSettings, str]:
+    """``(SamplerSettings, length spec)`` from the command line > the checkpoint's block > ``PROTEIN_FALLBACK``."""
+    explicit = {k: getattr(args, k, None) for k in ("steps", "temperature", "top_k", "top_p", "remasking",
+                                                     "block_length", "cache", "threshold", "factor")}  # fmt: skip
+    m = _merge(explicit, block)
+    length = args.length if args.length is not None else str(m.get("gen_length", 150))
+    settings = SamplerSettings(m.get("steps"), m["remasking"], float(m["temperature"]), m.get("top_k"),
+                               m.get("top_p"), args.batch_size)  # fmt: skip
+    return settings, length
+
+
+def describe(settings: SamplerSettings) -> str:
+    """``temperature=1.0, remasking=random, steps=one per residue``, for status lines."""
+    steps = settings.steps if settings.steps is not None else "one per residue"
+    extra = "".join(f", {k}={v}" for k, v in (("top_k", settings.top_k), ("top_p", settings.top_p)) if v is not None)
+    return f"temperature={settings.temperature:g}, remasking={settings.remasking}, steps={steps}{extra}"
+
+
+def count_model_calls(model: nn.Module, canvases: Sequence[torch.Tensor], settings: SamplerSettings) -> int:
+    """Denoiser calls ``fill_canvases`` will make (for a progress bar with an ETA)."""
+    a = get_alphabet()
+    by_len: dict[int, list[int]] = {}
+    for c in canvases:
+        by_len.setdefault(len(c), []).append(int((c == a.mask_id).sum()))
+    calls = 0
+    for masks in by_len.values():
+        for s in range(0, len(masks), settings.batch_size):
+            n = max(masks[s : s + settings.batch_size])
+            calls += 0 if n == 0 else (settings.steps or n)
+    return calls
+
+
+def decode_filled(filled: Sequence[torch.Tensor], canvases: Sequence[torch.Tensor], target: str | None) -> list[str]:
+    """Residue strings of filled canvases; for binder canvases only the binder (after the target's <eos>)."""
+    a = get_alphabet()
+    if target is None:
+        return [a.decode(c) for c in filled]
+    start = len(target) + 2
+    return [a.decode(c[start:-1]) for c in filled]
+
+
 # --------------------------------------------------------------------------------------------------- lengths
 
 
@@ -225,16 +298,44 @@ def fill_canvases(
     return out  # type: ignore[return-value]
 
 
-def generate_proteins(
-    model: nn.Module,
-    lengths: Sequence[int],
-    settings: SamplerSettings,
-    generator: torch.Generator | None = None,
-) -> list[str]:
-    """Unconditional sequences of the given lengths."""
+def unconditional_canvas(n: int) -> torch.Tensor:
+    """``[<cls>] <mask> x n [<eos>]``."""
     a = get_alphabet()
-    canvases = [torch.tensor([a.cls_id] + [a.mask_id] * n + [a.eos_id]) for n in lengths]
-    return [a.decode(c) for c in fill_canvases(model, canvases, settings, generator)]
+    return torch.tensor([a.cls_id] + [a.mask_id] * n + [a.eos_id])
+
+
+def generate_proteins(
+    model: nn.Module | str | None = None,
+    lengths: int | Sequence[int] = 150,
+    settings: SamplerSettings | None = None,
+    generator: torch.Generator | None = None,
+    *,
+    num: int = 1,
+    seed: int | None = None,
+) -> list[str]:
+    """Unconditional sequences: one call from a model (or a zoo name / path; ``None`` = the embedded default).
+
+    ``lengths``: one length for ``num`` sequences, or a list of lengths. ``settings`` default to the checkpoint's
+    ``generation`` block (else DSM's: temperature 1, random order, one residue per step). ``seed`` seeds a fresh
+    generator when no ``generator`` is given.
+    """
+    if model is None or isinstance(model, str):
+        from maskzoo.protein.checkpoints import load_model
+        from maskzoo.protein.zoo import DEFAULT_MODEL
+
+        model = load_model(model or DEFAULT_MODEL)
+    if isinstance(lengths, int):
+        if num < 1:
+            raise UserError(f"num must be >= 1, got {num}")
+        lengths = [lengths] * num
+    if any(not isinstance(n, int) or n < 1 for n in lengths):
+        raise UserError(f"lengths must be positive integers, got {list(lengths)[:5]}")
+    if settings is None:
+        settings = settings_from_block(model_generation_block(model))
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    a = get_alphabet()
+    return [a.decode(c) for c in fill_canvases(model, [unconditional_canvas(n) for n in lengths], settings, generator)]
 
 
 def fill_templates(

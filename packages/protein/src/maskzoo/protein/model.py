@@ -43,7 +43,19 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from maskzoo.core.attention import attention, block_diagonal_mask, padding_mask
+from maskzoo.core.errors import UserError
 from maskzoo.protein.alphabet import ProteinAlphabet, get_alphabet
+
+#: Inclusive bounds of the integer fields of a loadable config (the largest published ESM-2 is 48 x 5120 x 40).
+CONFIG_RANGES = {"num_layers": (0, 256), "embed_dim": (2, 16384), "attention_heads": (1, 512),
+                 "max_seq_len": (3, 1 << 20), "vocab_size": (33, 33)}
+
+
+def esm2_param_count(cfg: dict) -> int:
+    """Parameters implied by config fields, without allocating: per layer 12 d^2 + 13 d, plus V d + d^2 + 6 d + V."""
+    d, n, v = int(cfg.get("embed_dim", 0)), int(cfg.get("num_layers", 0)), int(cfg.get("vocab_size", 33))
+    return n * (12 * d * d + 13 * d) + v * d + d * d + 6 * d + v
+
 
 #: fair-esm's token-dropout constant: BERT mask rate 0.15 x 80% replaced by <mask>.
 ESM_MASK_RATIO_TRAIN = 0.15 * 0.8
@@ -84,11 +96,15 @@ class ESM2Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> ESM2Config:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown ESM2Config keys: {sorted(unknown)}")
-        return cls(**d)
+        """A config from ``config.json`` fields; every bad field is a one-line ``UserError`` naming it (types and
+        sizes are checked by ``maskzoo.core.checkpoint`` with ``esm2_param_count`` before this runs)."""
+        from maskzoo.core.config import validate_config
+
+        validate_config(cls, d, "config", ranges=CONFIG_RANGES)
+        try:
+            return cls(**d)
+        except ValueError as e:
+            raise UserError(f"config: {e}") from None
 
 
 def segment_positions(segments: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,24 @@
-"""Zero-shot variant-effect scores: masked-marginal log-odds (Meier et al. 2021, "Language models enable zero-shot
-prediction of the effects of mutations on protein function", NeurIPS; the ESM-1v "masked-marginals" strategy).
+"""Zero-shot variant-effect scores of a DSM / ESM-2 model; higher = predicted fitter. One function per method:
 
-For a wild type x and a substitution ``W i M`` (wild-type letter W at position i, mutant letter M), mask position i
-alone and read the model's conditional distribution there:
+``masked-marginal`` (Meier et al. 2021, "Language models enable zero-shot prediction of the effects of mutations
+on protein function", NeurIPS; ESM-1v's "masked-marginals"): mask each mutated position alone in the wild type x:
 
-    s(WiM) = log p(x_i = M | x_{-i}) - log p(x_i = W | x_{-i})
+    s = sum_{i in sites} log p(x_i = mt_i | x_{-i}) - log p(x_i = wt_i | x_{-i})
 
-A multi-mutant ``A24C:G30T`` scores the sum of its single-site terms (each position masked on its own, as in
-ESM's ``predict.py``). Higher = predicted fitter. One forward pass per distinct mutated position, batched.
+one forward pass per distinct mutated position.
 
-Position numbering: a mutant position ``p`` refers to ``sequence[p - offset_idx]`` (0-based); the default
-``offset_idx = 1`` is the usual 1-based numbering.
+``wt-marginal`` (Meier et al. 2021, "wild-type marginals"): one forward pass of the unmasked wild type and
+``s = sum_i log p(mt_i | x) - log p(wt_i | x)`` read at the sites; the cheapest (one pass for the whole scan).
+
+``elbo-diff``: the likelihood ratio log p(mutant) - log p(wild type) with each log-likelihood replaced by its DSM
+ELBO (Hallee et al. 2025, arXiv:2506.08293; the same idea as DeepSequence's ELBO difference, Riesselman et al.
+2018, Nature Methods): ``s = NELBO(wt) - NELBO(mt)`` in nats, estimated with ``samples`` masks per sequence
+(``maskzoo.protein.scoring``). Wild type and mutants share the same masks (common random numbers), so the
+Monte Carlo noise of the difference is far smaller than that of either ELBO. Costs ``samples`` passes per variant.
+
+A multi-mutant ``A24C:G30T`` sums its sites for the marginal methods; ``elbo-diff`` scores the full mutant
+sequence. Position numbering: a mutant position ``p`` refers to ``sequence[p - offset_idx]`` (0-based); the
+default ``offset_idx = 1`` is the usual 1-based numbering.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ from pathlib import Path
 import torch
 
 from maskzoo.core.errors import UserError
-from maskzoo.core.fileio import atomic_open
 from maskzoo.protein.alphabet import ACCEPTED, get_alphabet
 
 _SUBSTITUTION = re.compile(r"^([A-Z])(-?\d+)([A-Z])$")
@@ -72,6 +79,12 @@ def parse_mutant(text: str, wild_type: str, offset_idx: int = 1, separator: str 
     return subs
 
 
+def _check_context(model: torch.nn.Module, n: int) -> None:
+    limit = getattr(getattr(model, "config", None), "max_seq_len", None)
+    if limit is not None and n + 2 > limit:
+        raise UserError(f"wild-type sequence of {n} residues is longer than the model's context ({limit - 2} residues)")
+
+
 @torch.no_grad()
 def masked_marginals(
     model: torch.nn.Module, wild_type: str, positions: list[int], batch_size: int = 16
@@ -79,11 +92,7 @@ def masked_marginals(
     """``{i: log p(. | x_{-i}) [V]}`` for each 0-based position ``i``, masking one position per row."""
     alphabet = get_alphabet()
     ids = alphabet.encode(wild_type)  # [n + 2]
-    limit = getattr(getattr(model, "config", None), "max_seq_len", None)
-    if limit is not None and len(ids) > limit:
-        raise UserError(
-            f"wild-type sequence of {len(wild_type)} residues is longer than the model's context ({limit - 2} residues)"
-        )
+    _check_context(model, len(wild_type))
     device = next(model.parameters()).device
     out: dict[int, torch.Tensor] = {}
     uniq = sorted(set(positions))
@@ -100,33 +109,82 @@ def masked_marginals(
     return out
 
 
-def score_mutants(
-    model: torch.nn.Module, wild_type: str, mutants: list[str], offset_idx: int = 1, batch_size: int = 16
-) -> list[float]:
-    """Masked-marginal scores of each mutant string (validated first, so nothing is computed for bad input)."""
-    alphabet = get_alphabet()
-    wild_type = alphabet.validate(wild_type, "wild-type sequence")
-    parsed = [parse_mutant(m, wild_type, offset_idx) for m in mutants]
-    positions = [s.index for subs in parsed for s in subs]
-    logp = masked_marginals(model, wild_type, positions, batch_size)
-    tok = alphabet.esm.get_idx
-    scores = []
+def _site_log_odds(logp: dict[int, torch.Tensor], subs: list[Substitution]) -> float:
+    tok = get_alphabet().esm.get_idx
+    return float(sum(logp[s.index][tok(s.mt)] - logp[s.index][tok(s.wt)] for s in subs))
+
+
+def masked_marginal(model: torch.nn.Module, wild_type: str, parsed: list[list[Substitution]],
+                    batch_size: int = 16, samples: int = 0, seed: int = 0) -> list[float]:
+    """Masked-marginal log-odds, each mutated position masked alone (Meier et al. 2021)."""
+    logp = masked_marginals(model, wild_type, [s.index for subs in parsed for s in subs], batch_size)
+    return [_site_log_odds(logp, subs) for subs in parsed]
+
+
+@torch.no_grad()
+def wt_marginal(model: torch.nn.Module, wild_type: str, parsed: list[list[Substitution]],
+                batch_size: int = 16, samples: int = 0, seed: int = 0) -> list[float]:
+    """Wild-type-marginal log-odds from one unmasked pass (Meier et al. 2021)."""
+    a = get_alphabet()
+    _check_context(model, len(wild_type))
+    device = next(model.parameters()).device
+    logits = model(a.encode(wild_type).unsqueeze(0).to(device)).float()[0, 1:-1]  # [n, V]
+    all_logp = torch.log_softmax(logits, dim=-1).cpu()  # [n, V]
+    logp = {s.index: all_logp[s.index] for subs in parsed for s in subs}
+    return [_site_log_odds(logp, subs) for subs in parsed]
+
+
+def elbo_diff(model: torch.nn.Module, wild_type: str, parsed: list[list[Substitution]],
+              batch_size: int = 16, samples: int = 8, seed: int = 0) -> list[float]:
+    """``NELBO(wt) - NELBO(mt)`` (nats) with the same ``samples`` masks for every sequence (module docstring)."""
+    from maskzoo.protein.scoring import elbo_masks, masked_nll_rows, sequence_generator
+
+    a = get_alphabet()
+    _check_context(model, len(wild_type))
+    n = len(wild_type)
+    masks = elbo_masks(n, samples, sequence_generator(wild_type, seed))  # [K, n], shared by all sequences
+    weights = n / masks.sum(dim=1).double()  # [K]
+    wt = torch.tensor(a.residue_ids(wild_type), dtype=torch.long)  # [n]
+    seqs = [wt]
     for subs in parsed:
-        scores.append(float(sum(logp[s.index][tok(s.mt)] - logp[s.index][tok(s.wt)] for s in subs)))
-    return scores
+        mt = wt.clone()
+        for s in subs:
+            mt[s.index] = a.esm.get_idx(s.mt)
+        seqs.append(mt)
+    nll = masked_nll_rows(model, seqs, [masks] * len(seqs), max_tokens=batch_size * (n + 2))
+    nelbo = [float((weights * x).mean()) for x in nll]
+    return [nelbo[0] - v for v in nelbo[1:]]
 
 
-def read_wild_type(value: str) -> str:
-    """``--sequence``: a FASTA file with one record, or the sequence itself."""
-    from maskzoo.protein.fasta import read_fasta
+#: ``--method`` name -> scoring function ``(model, wild_type, parsed, batch_size, samples, seed) -> scores``.
+METHODS = {"masked-marginal": masked_marginal, "wt-marginal": wt_marginal, "elbo-diff": elbo_diff}
 
-    p = Path(value)
-    if p.suffix.lower() in {".fa", ".fasta", ".faa", ".fas"} or p.is_file():
-        records = read_fasta(p)
-        if len(records) != 1:
-            raise UserError(f"{p}: expected exactly one wild-type record, found {len(records)}")
-        return records[0].seq
-    return get_alphabet().validate(value, "--sequence")
+
+def score_mutants(
+    model: torch.nn.Module,
+    wild_type: str,
+    mutants: list[str],
+    offset_idx: int = 1,
+    batch_size: int = 16,
+    method: str = "masked-marginal",
+    samples: int = 8,
+    seed: int = 0,
+) -> list[float]:
+    """Scores of each mutant string by ``method`` (a key of ``METHODS``); everything is validated first."""
+    if method not in METHODS:
+        raise UserError(f"unknown variant scoring method {method!r} (known: {', '.join(METHODS)})")
+    if batch_size < 1 or samples < 1:
+        raise UserError(f"batch_size and samples must be >= 1, got {batch_size} and {samples}")
+    wild_type = get_alphabet().validate(wild_type, "wild-type sequence")
+    parsed = [parse_mutant(m, wild_type, offset_idx) for m in mutants]
+    return METHODS[method](model, wild_type, parsed, batch_size, samples, seed)
+
+
+def read_wild_type(value: str, option: str = "--sequence") -> str:
+    """``--sequence``: the sequence itself or a one-record FASTA file (``maskzoo.protein.inputs``)."""
+    from maskzoo.protein.inputs import read_sequence_arg
+
+    return read_sequence_arg(value, option)
 
 
 def score_csv(
@@ -138,49 +196,24 @@ def score_csv(
     score_col: str = "score",
     offset_idx: int = 1,
     batch_size: int = 16,
+    method: str = "masked-marginal",
+    samples: int = 8,
+    seed: int = 0,
 ) -> list[dict[str, str]]:
-    """Read ``variants`` (CSV/TSV by extension), add ``score_col``, write ``out`` atomically (``None``: stdout).
+    """Read ``variants`` (CSV/TSV by extension, ``maskzoo.protein.tables``), append ``score_col`` scored by
+    ``method``, write ``out`` atomically (``None`` or ``-``: stdout). Input columns keep their order."""
+    from maskzoo.core.fileio import atomic_open
+    from maskzoo.protein.tables import read_table
 
-    Every input column is kept in its original order; ``score_col`` is appended.
-    """
-    import sys
-
-    path = Path(variants)
-    if not path.is_file():
-        raise UserError(f"{path}: no such variants file")
-    delimiter = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        fields = list(reader.fieldnames or [])
-        rows = list(reader)
-    if not fields:
-        raise UserError(f"{path}: empty variants file (no header)")
-    if mutant_col not in fields:
-        raise UserError(
-            f"{path}: no column {mutant_col!r} (columns: {', '.join(fields)}); use --mutation-col"
-        )
-    if score_col in fields:
-        raise UserError(f"{path}: already has a column {score_col!r}; choose another with --score-col")
-    if not rows:
-        raise UserError(f"{path}: no variants (header only)")
-    for n, row in enumerate(rows, start=2):
-        if None in row:
-            raise UserError(f"{path}: row {n} has more fields than the header")
-        if row.get(mutant_col) is None:
-            raise UserError(f"{path}: row {n} has no {mutant_col!r} value")
-    scores = score_mutants(model, wild_type, [r[mutant_col] for r in rows], offset_idx, batch_size)
-    for r, s in zip(rows, scores):
+    table = read_table(variants, mutant_col)
+    if score_col in table.fields:
+        raise UserError(f"{variants}: already has a column {score_col!r}; choose another with --score-col")
+    scores = score_mutants(model, wild_type, [r[mutant_col] for r in table.rows], offset_idx, batch_size,
+                           method, samples, seed)  # fmt: skip
+    for r, s in zip(table.rows, scores):
         r[score_col] = f"{s:.6f}"
-    out_fields = fields + [score_col]
-
-    def write(f) -> None:
-        w = csv.DictWriter(f, fieldnames=out_fields, delimiter=delimiter, lineterminator="\n")
+    with atomic_open("-" if out is None else out, "w") as f:
+        w = csv.DictWriter(f, fieldnames=table.fields + [score_col], delimiter=table.delimiter, lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
-
-    if out is None or str(out) == "-":
-        write(sys.stdout)
-    else:
-        with atomic_open(out, "w") as f:
-            write(f)
-    return rows
+        w.writerows(table.rows)
+    return table.rows
