@@ -175,3 +175,18 @@ def test_corrupt_checkpoint_via_real_command(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "esm2_broken.pt" in proc.stderr
+
+
+def test_evaluate_report_is_tables_and_skips_length_test_for_fixed_lengths(tmp_path):
+    gen, ref = tmp_path / "g.fasta", tmp_path / "r.fasta"
+    gen.write_text("".join(f">g{i}\n{s}\n" for i, s in enumerate(["MKTAYIAKQRQISF", "GSHMLEDPVAGKLV", "AEEKLLSRAEQLLK"])))
+    ref.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(["MKLVVTAEEKLLSRAEQ", "GSHMLEDPVAG", "KLLEEKKLLEEAAWY"])))
+    out = tmp_path / "report"
+    assert main(["protein", "evaluate", str(gen), "--reference", str(ref), "--train", str(ref), "--out", str(out),
+                 "--no-plots"]) == 0  # fmt: skip
+    md = (out / "report.md").read_text()
+    assert "| 1-mer JSD (bits) |" in md and "## Targets" in md and "{" not in md  # tables, no pasted JSON
+    assert "All generated sequences have 14 residues" in md and "Kolmogorov" not in md
+    import json
+
+    assert "ks_statistic" not in json.loads((out / "metrics.json").read_text())["lengths"]
