@@ -9,8 +9,8 @@ Windows are batched (``batch_size`` at a time); the encoder and adapters run onc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -21,21 +21,15 @@ from maskzoo.core.errors import UserError
 from maskzoo.core.sampling import generate
 
 
-@dataclass
-class DecodeSettings:
-    """Sampler settings; None = the model's default (``config.steps`` / ``config.gen_length``)."""
-
-    steps: int | None = None
-    gen_length: int | None = None
-    block_length: int | None = None
-    temperature: float = 0.0
-    remasking: str = "low_confidence"
-
-    def resolve(self, model: AudioLanguageModel) -> tuple[int, int, int]:
-        gen = self.gen_length or model.config.gen_length
-        steps = self.steps or model.config.steps
-        block = self.block_length or gen
-        return gen, steps, block
+def decode_settings(model: AudioLanguageModel, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Keyword arguments of :func:`maskzoo.core.generate`: ``settings`` over the model's defaults
+    (``gen_length`` = ``steps`` = ``block_length`` = the model's answer length, greedy, low-confidence)."""
+    out: dict[str, Any] = {"gen_length": model.config.gen_length, "steps": model.config.steps,
+                           "block_length": None, "temperature": 0.0, "remasking": "low_confidence"}
+    out.update({k: v for k, v in (settings or {}).items() if v is not None})
+    if out["block_length"] is None:
+        out["block_length"] = out["gen_length"]
+    return out
 
 
 def _pad_batch(waves: Sequence[torch.Tensor], n: int) -> torch.Tensor:
@@ -44,16 +38,16 @@ def _pad_batch(waves: Sequence[torch.Tensor], n: int) -> torch.Tensor:
 
 @torch.no_grad()
 def answer_windows(model: AudioLanguageModel, windows: Sequence[torch.Tensor], questions: Sequence[str],
-                   settings: DecodeSettings | None = None, batch_size: int = 16,
+                   settings: Mapping[str, Any] | None = None, batch_size: int = 16,
                    generator: torch.Generator | None = None, progress=None) -> list[str]:
     """One answer per ``(window, question)``; each window at most ``model.window_samples`` long."""
-    settings = settings or DecodeSettings()
+    kwargs = decode_settings(model, settings)
+    gen = kwargs["gen_length"]
     tok = model.tokenizer
     if tok is None:
         raise UserError("this audio model has no tokenizer")
     if batch_size < 1:
         raise UserError("batch_size must be >= 1")
-    gen, steps, block = settings.resolve(model)
     device = next(model.parameters()).device
     model.eval()
     out: list[str] = []
@@ -61,9 +55,8 @@ def answer_windows(model: AudioLanguageModel, windows: Sequence[torch.Tensor], q
         waves = _pad_batch(windows[lo:lo + batch_size], model.window_samples).to(device)  # [b, S]
         audio = model.encode_audio(waves)  # [b, A, D]
         prompts = [prompt_ids(tok, q, audio.shape[1]) for q in questions[lo:lo + batch_size]]
-        ids = generate(model.denoiser(audio), prompts, gen_length=gen, steps=steps, block_length=block,
-                       temperature=settings.temperature, remasking=settings.remasking, pad_id=tok.pad_id,
-                       eos_id=tok.eos_id, generator=generator)  # [b, P + gen]
+        ids = generate(model.denoiser(audio), prompts, pad_id=tok.pad_id, eos_id=tok.eos_id, generator=generator,
+                       **kwargs)  # [b, P + gen]
         out += [tok.decode(row[-gen:].tolist()) for row in ids]
         if progress is not None:
             progress.update(len(prompts))
@@ -77,7 +70,7 @@ def _checked(waveforms: Sequence[torch.Tensor] | torch.Tensor) -> list[torch.Ten
 
 
 def transcribe(model: AudioLanguageModel, waveforms: Sequence[torch.Tensor] | torch.Tensor,
-               settings: DecodeSettings | None = None, batch_size: int = 16,
+               settings: Mapping[str, Any] | None = None, batch_size: int = 16,
                generator: torch.Generator | None = None) -> list[str]:
     """Transcripts of 16 kHz mono waveforms (``[T]`` each, or ``[B, T]``); long audio goes window by window."""
     waves = _checked(waveforms)
@@ -92,7 +85,7 @@ def transcribe(model: AudioLanguageModel, waveforms: Sequence[torch.Tensor] | to
 
 
 def ask(model: AudioLanguageModel, waveforms: Sequence[torch.Tensor] | torch.Tensor, question: str | Sequence[str],
-        settings: DecodeSettings | None = None, batch_size: int = 16,
+        settings: Mapping[str, Any] | None = None, batch_size: int = 16,
         generator: torch.Generator | None = None) -> list[str]:
     """Answers to ``question`` (one for all, or one per waveform) about each waveform (one window each)."""
     waves = _checked(waveforms)
