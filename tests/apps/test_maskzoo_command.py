@@ -18,8 +18,21 @@ def test_every_installed_area_registers_without_warnings():
     r = _run("-m", "maskzoo.core.cli", "--help")
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
-    for area in ("text", "protein", "vision"):
-        assert area in r.stdout
+    areas = [a for a in ("text", "protein", "vision", "audio") if f"    {a} " in r.stdout]
+    assert {"text", "protein", "vision"} <= set(areas)
+    for area in areas:  # each area's own module loads cleanly
+        r = _run("-m", "maskzoo.core.cli", area, "--help")
+        assert r.returncode == 0 and r.stderr == "", (area, r.stderr)
+
+
+def test_top_level_help_and_version_import_no_torch():
+    code = ("import sys\nfrom maskzoo.core.cli import main\n"
+            "for argv in (['--help'], ['--version'], ['text', '--help'], ['text', 'generate', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, argv\n"
+            "print('torch' in sys.modules)\n")
+    r = _run("-c", code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_core_load_model_reaches_every_package_through_entry_points():

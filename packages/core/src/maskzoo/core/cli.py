@@ -18,6 +18,7 @@ A :class:`~maskzoo.core.errors.UserError` (or a missing file) becomes one line o
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
 
@@ -79,11 +80,21 @@ __all__ = [
 ]
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written; does not expand lazy choices (the sampler list would import torch)."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        if isinstance(action.choices, type(SAMPLER_CHOICES)):
+            action = copy.copy(action)
+            action.choices = None
+        return super()._expand_help(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line (exit 2) instead of the usage block, and shows defaults."""
+    """argparse that reports usage errors as one line (exit 2) instead of the usage block."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -108,8 +119,24 @@ def _version_line() -> str:
     return ", ".join(f"{name} {v}" for name, v in parts.items())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser: one sub-parser per installed area (each with ``--version``)."""
+def _summary(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    summary = dist.metadata.get("Summary") if dist is not None else None
+    return summary or f"the {ep.name} area"
+
+
+def _selected_area(argv: list[str]) -> str:
+    """The area named on the command line ("" when none: ``maskzoo --help``, ``maskzoo --version``)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return ""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser. ``only=None`` loads every installed area; ``only="text"`` loads just that one (and the core's
+    own light areas) and lists the others by name and distribution summary without importing them (what
+    ``main`` does: a command never pays for, or is broken by, another package's imports)."""
     parser = _Parser(prog="maskzoo", description="maskzoo: masked discrete diffusion models.",
                      epilog="Run 'maskzoo <area> --help' for the verbs of an area, "
                             "'maskzoo <area> <verb> --help' for their options.")
@@ -117,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     areas = parser.add_subparsers(dest="area", metavar="<area>", parser_class=_Parser)
     areas.required = True
     for ep in sorted(entry_points(group="maskzoo.commands"), key=lambda e: e.name):
+        if ep.name in areas.choices:
+            continue
+        dist = getattr(ep, "dist", None)
+        own = dist is not None and dist.name == "maskzoo-core"  # the core's areas are light: load them for help
+        if only is not None and ep.name != only and not own:
+            areas.add_parser(ep.name, help=_summary(ep))
+            continue
         try:
             register = ep.load()
         except ImportError as e:  # one broken plug-in must not take the other areas down
@@ -124,7 +158,6 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         before = set(areas.choices)
         register(areas)
-        dist = getattr(ep, "dist", None)
         line = f"{dist.name} {dist.version}" if dist is not None else f"maskzoo {ep.name}"
         for name in set(areas.choices) - before:
             sub = areas.choices[name]
@@ -135,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``maskzoo`` with ``argv`` (default: sys.argv); returns the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=_selected_area(argv))
     args = parser.parse_args(argv)
     try:
         rc = args.func(args)

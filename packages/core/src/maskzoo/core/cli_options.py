@@ -289,8 +289,9 @@ def add_generation_options(p: argparse.ArgumentParser, *, num: int | None = 1, l
     p.add_argument("--top-p", type=probability, default=top_p, metavar="P",
                    help=f"nucleus sampling mass in (0, 1] (default: {_default_help(top_p, None)})")
     p.add_argument("--remasking", choices=SAMPLER_CHOICES, default=remasking, metavar="NAME",
-                   help="sampler: low_confidence, margin, entropy, random, first_hitting, ancestral, ... (all of "
-                        f"maskzoo.core.sampling.SAMPLERS) (default: {_default_help(remasking, 'low_confidence')})")
+                   help="sampler, any name of maskzoo.core.sampling.SAMPLERS: low_confidence, margin, entropy, "
+                        "random, first_hitting, ancestral, ... "
+                        f"(default: {_default_help(remasking, 'low_confidence')})")
     p.add_argument("--cache", choices=CACHE_MODES, default=cache,
                    help=f"KV cache for fast decoding (default: {_default_help(cache, 'none')})")
     p.add_argument("--threshold", type=probability, default=threshold, metavar="C",
