@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements-dev.txt requirements-tools.txt packages/core/py
 
 demo: install
 	@echo "== maskzoo text generate (embedded char-level Shakespeare model) =="
-	$(BIN)/maskzoo text generate --prompt "ROMEO:" --length 128 --steps 128 --temperature 0.8 --remasking random --seed 0
+	$(BIN)/maskzoo text generate --prompt "ROMEO:" --seed 0
 	@echo "== maskzoo protein generate (embedded DSM model) =="
 	$(BIN)/maskzoo protein generate --num 3 --length 80 --seed 0
 	@echo "== maskzoo vision caption (embedded captioner on procedural scenes) =="
