@@ -1,0 +1,46 @@
+"""Training from a recipe end to end (a few steps of each decoder) and recipe validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maskzoo.core.errors import UserError
+from maskzoo.vision.str.inference import read_text
+from maskzoo.vision.str.model import STRModel
+from maskzoo.vision.str.realdata import split_iiit5k
+from maskzoo.vision.str.train import train_from_recipe
+from maskzoo.vision.str.zoo import load_str_model
+
+RECIPES = Path(__file__).resolve().parents[2] / "apps" / "recipes"
+FAST = ["train.max_steps=2", "train.warmup_steps=1", "train.log_every=1", "train.save_every=0", "data.batch_size=4",
+        "eval.val_crops=4", "train.progress=false"]
+
+
+@pytest.mark.parametrize("recipe, causal", [("vision_str_mdiff.yaml", False), ("vision_str_ar.yaml", True)])
+def test_recipe_trains_exports_and_reads(tmp_path, recipe, causal):
+    out = train_from_recipe(RECIPES / recipe, [*FAST, f"run_dir={tmp_path}/run", f"export={tmp_path}/model"],
+                            resume=False)
+    model = load_str_model(out)
+    assert isinstance(model, STRModel) and model.causal is causal
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert any('"eval/word_acc_36"' in r for r in rows) and any('"loss"' in r for r in rows)
+    _, val = split_iiit5k()
+    from PIL import Image
+
+    got = read_text(model, [Image.fromarray(val.images[0])], mode="autoregressive")
+    assert len(got) == 1
+
+
+@pytest.mark.parametrize("override, message", [
+    ("noise.full=-1", "weights"),
+    ("data.p_real=2", "p_real"),
+    ("model.decoder=giant", "decoder preset"),
+    ("eval.mode=beam", "mode"),
+    ("model.colour=red", "colour"),
+])
+def test_bad_recipes_fail_before_training(tmp_path, override, message):
+    with pytest.raises(UserError, match=message):
+        train_from_recipe(RECIPES / "vision_str_mdiff.yaml", [*FAST, f"run_dir={tmp_path}/run", override])
+    assert not (tmp_path / "run" / "checkpoints").exists()
