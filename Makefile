@@ -8,11 +8,11 @@ BIN    := $(VENV)/bin
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-dev.txt requirements-tools.txt packages/core/pyproject.toml packages/protein/pyproject.toml packages/vision/pyproject.toml
+$(VENV)/.installed: requirements-dev.txt requirements-tools.txt packages/core/pyproject.toml packages/protein/pyproject.toml packages/vision/pyproject.toml packages/audio/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q -r requirements-tools.txt -e packages/core -e packages/protein -e packages/vision
+	$(PY) -m pip install -q -r requirements-tools.txt -e packages/core -e packages/protein -e packages/vision -e packages/audio
 	touch $@
 
 demo: install
