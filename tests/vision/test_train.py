@@ -75,7 +75,8 @@ def test_every_vision_recipe_parses():
     from maskzoo.vision.tower_pretrain import TowerPretrainRecipe
     from maskzoo.vision.train import VisionRecipe
 
-    recipes = sorted(Path("apps/recipes").glob("vision_*.yaml"))
+    recipes = sorted(p for p in Path("apps/recipes").glob("vision_*.yaml")
+                     if not p.stem.startswith("vision_str_"))  # scene-text recipes have their own schema and tests
     towers = [p for p in recipes if p.stem.endswith("_tower")]  # stage 0 (tower pre-training) recipes
     assert [load_config(TowerPretrainRecipe, p).tower.layer for p in towers] == [3]
     recipes = [p for p in recipes if p not in towers]

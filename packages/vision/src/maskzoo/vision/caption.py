@@ -116,12 +116,39 @@ class Captioner:
             ids = encode_prompt(self.tok, self.template, prompt, feats.shape[1])
             prompt_ids = torch.tensor(ids, dtype=torch.long, device=self.device)  # [P]
             batch = prompt_ids[None].expand(len(rows), -1)  # [b, P]
-            x = generate(self.model.denoiser(feats), batch, gen_length=s.gen_length, steps=s.steps,
-                         block_length=s.block_length, temperature=s.temperature, remasking=s.remasking,
-                         mask_id=self.model.mask_id, eos_id=self.tok.eos_id, generator=generator)  # [b, P+G]
+            x = self._generate(feats, batch, s, generator)  # [b, P+G]
             for i, row in zip(rows, x):
                 out[i] = self.decode(row[prompt_ids.numel():])
         return out
+
+    def _generate(self, feats: torch.Tensor, batch: torch.Tensor, s: SamplerSettings,
+                  generator: torch.Generator | None) -> torch.Tensor:
+        """The core sampler on prompts ``batch`` [b, P] whose placeholders take ``feats`` [b, T, D]."""
+        return generate(self.model.denoiser(feats), batch, gen_length=s.gen_length, steps=s.steps,
+                        block_length=s.block_length, temperature=s.temperature, remasking=s.remasking,
+                        mask_id=self.model.mask_id, eos_id=self.tok.eos_id, generator=generator,
+                        suppress_tokens=self.model.config.suppress_tokens or None)  # [b, P+G]
+
+    @torch.no_grad()
+    def ask(self, images: Sequence[ImageLike], prompt: str, *, video: bool = False, system: str | None = None,
+            generator: torch.Generator | None = None, **settings) -> str:
+        """One answer to ``prompt`` about several images (one ``<image>`` each, in order) or, with ``video=True``,
+        about the frames of one video (one ``<image>`` for all frames; LLaDA-V pools each frame's features 2x2).
+        ``system`` replaces the template's system message."""
+        s = replace(self.settings, **settings) if settings else self.settings
+        frames = [_as_image(im) for im in images]
+        check_prompt(prompt, 1 if video else len(frames))
+        if video:
+            feats = [self.model.encode_video(frames)]  # [[F t'^2 (+1), D]]
+        elif self.model.anyres is None:
+            pixels = self.model.tower.preprocess(frames).to(self.device)  # [n, 3, H, W]
+            feats = list(self.model.encode_images(pixels))  # n x [T, D]
+        else:
+            feats = [self.model.encode_image_tiled(im) for im in frames]  # n x [N_i, D]
+        ids = encode_prompt(self.tok, self.template, prompt, [f.shape[0] for f in feats], system=system)
+        prompt_ids = torch.tensor(ids, dtype=torch.long, device=self.device)[None]  # [1, P]
+        x = self._generate(torch.cat(feats)[None], prompt_ids, s, generator)  # [1, P+G]
+        return self.decode(x[0, prompt_ids.shape[1]:])
 
     def decode(self, generated: torch.Tensor | list[int]) -> str:
         """Generated ids -> text up to the first stop token (mask tokens, if any, are dropped)."""

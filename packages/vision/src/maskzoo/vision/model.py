@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -41,7 +42,10 @@ class VisionModelConfig:
     ``image_newline``: append one learned vector after each image (LLaDA-V ``spatial_unpad``);
     ``tokenizer``: how to rebuild the tokenizer saved beside the weights; ``template``: chat template name;
     ``prompt``: default captioning prompt; ``anyres``: LLaVA-NeXT tiling (:class:`~maskzoo.vision.anyres.AnyRes`
-    as a dict; None: every image is one view of ``tokens_per_image`` features).
+    as a dict; None: every image is one view of ``tokens_per_image`` features); ``suppress_tokens``: ids never
+    generated (LLaDA-V's ``generate_with_embeds`` forbids end-of-text and the chat-turn ids at masked positions);
+    ``video_pool``: how video frames' feature maps are halved (``bilinear`` | ``average`` | ``max``, LLaDA-V's
+    ``mm_spatial_pool_mode``).
     """
 
     lm: dict[str, Any]
@@ -53,6 +57,8 @@ class VisionModelConfig:
     template: str = "word"
     prompt: str = DEFAULT_PROMPT
     anyres: dict[str, Any] | None = None
+    suppress_tokens: list[int] = field(default_factory=list)
+    video_pool: str = "bilinear"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +71,8 @@ class VisionModelConfig:
             raise UserError(f"vision model config: unknown key(s) {unknown}")
         if "lm" not in d or "tower" not in d:
             raise UserError("vision model config: needs 'lm' and 'tower'")
+        if d.get("video_pool", "bilinear") not in _POOLS:
+            raise UserError(f"vision model config: video_pool {d['video_pool']!r} is not one of {sorted(_POOLS)}")
         return cls(**d)
 
     # facts the core samplers read through ``model.config`` (see maskzoo.core.sampling.model_io)
@@ -167,6 +175,22 @@ class VisionLanguageModel(nn.Module):
             feats = self.tower(pixels)  # [1 + r c, T, C]
         return anyres.merge(self.projector(feats), grid, image.size, self.image_newline, tiling.max_patches)
 
+    def encode_video(self, frames: list[Image.Image]) -> torch.Tensor:
+        """Video frames -> one feature sequence ``[F ceil(t/2)^2 (+1), D]`` (LLaDA-V / LLaVA-OneVision video path:
+        each frame one squashed view, its ``t x t`` projected map halved by ``video_pool`` (stride 2), all frames
+        flattened in order, one ``image_newline`` at the end)."""
+        pixels = self.tower.preprocess(frames).to(self.lm.device)  # [F, 3, S, S]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.tower_trainable):
+            feats = self.projector(self.tower(pixels))  # [F, t t, D]
+        n, T, D = feats.shape
+        t = math.isqrt(T)
+        fmap = feats.view(n, t, t, D).permute(0, 3, 1, 2)  # [F, D, t, t]
+        pooled = _POOLS[self.config.video_pool](fmap)  # [F, D, t', t']
+        out = pooled.permute(0, 2, 3, 1).reshape(-1, D)  # [F t' t', D]
+        if self.image_newline is not None:
+            out = torch.cat([out, self.image_newline.to(out.dtype)[None]], dim=0)  # [F t'^2 + 1, D]
+        return out
+
     def image_token_count(self, image: Image.Image) -> int:
         """Placeholder positions ``image`` occupies in a prompt (``tokens_per_image`` without tiling)."""
         tiling = self.anyres
@@ -222,6 +246,17 @@ class VisionLanguageModel(nn.Module):
         fn.vocab_size = self.lm.config.vocab_size  # type: ignore[attr-defined]
         fn.max_seq_len = self.lm.config.max_seq_len  # type: ignore[attr-defined]
         return fn
+
+
+_POOLS = {  # [F, D, t, t] -> [F, D, t', t'] with stride 2 (LLaVA-OneVision's get_2dPool)
+    "bilinear": lambda x: F.interpolate(x, size=[math.ceil(x.shape[2] / 2), math.ceil(x.shape[3] / 2)],
+                                        mode="bilinear"),
+    "average": lambda x: F.avg_pool2d(x, 2),
+    "max": lambda x: F.max_pool2d(x, 2),
+}
+
+
+VIDEO_POOLS = tuple(_POOLS)
 
 
 def register() -> None:

@@ -13,6 +13,7 @@ same way with image features in the prompt.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -34,6 +35,8 @@ class ChatTemplate:
     end_of_turn: str
     system_prefix: str = ""
     system: str = ""
+    #: prompt ids as LLaDA-V's ``tokenizer_image_token`` makes them (see :func:`llava_image_tokens`)
+    llava_image_tokens: bool = False
 
     def prefix(self, role: str) -> str:
         return self.user if role == "user" else self.assistant
@@ -53,7 +56,7 @@ TEMPLATES: dict[str, ChatTemplate] = {
 }
 #: LLaDA-V's ``llava_llada`` conversation: the LLaDA template with its system turn
 TEMPLATES["llava_llada"] = replace(
-    TEMPLATES["llada"], name="llava_llada",
+    TEMPLATES["llada"], name="llava_llada", llava_image_tokens=True,
     system=("You are a helpful language and vision assistant. You are able to understand the visual content that "
             "the user provides, and assist the user with a variety of tasks using natural language."),
 )
@@ -106,13 +109,45 @@ def encode_conversation(tok: Tokenizer, template: ChatTemplate, turns: list, tok
     return out_ids, out_resp
 
 
-def encode_prompt(tok: Tokenizer, template: ChatTemplate, prompt: str, tokens_per_image: int) -> list[int]:
-    """A one-turn generation prompt: everything up to and including the assistant header."""
+def render_prompt(template: ChatTemplate, prompt: str, system: str | None = None) -> str:
+    """The text of a one-turn generation prompt, as LLaDA's chat template renders it (``bos`` once, every message
+    ``header + content.strip() + end_of_turn``, then the assistant header). ``system`` replaces the template's
+    system message ("" drops it)."""
+    system = template.system if system is None else system
     text = template.bos
-    if template.system:
-        text += template.system_prefix + template.system + template.end_of_turn
-    ids = tok.encode(text) + tok.encode(template.user) + tok.encode(prompt)
-    ids += tok.encode(template.end_of_turn) + tok.encode(template.assistant)
+    if system:
+        text += template.system_prefix + system.strip() + template.end_of_turn
+    return text + template.user + prompt.strip() + template.end_of_turn + template.assistant
+
+
+def llava_image_tokens(tok: Tokenizer, text: str) -> list[int]:
+    """LLaDA-V's ``tokenizer_image_token`` (``llava/mm_utils.py``): the text is split at ``<image>``, each chunk is
+    tokenized as ``tokenizer(chunk).input_ids``; when the first chunk starts with the BOS id, that BOS is kept
+    once and the *first id of every later chunk is dropped* (meant for tokenizers that add a BOS to each chunk;
+    LLaDA's adds none, so the newline of ``"<image>\nDescribe ..."`` is dropped). Each ``<image>`` is one
+    ``image_id``."""
+    chunks = [tok.encode_text(c) for c in text.split(IMAGE_TOKEN)]
+    bos = getattr(tok, "bos_id", None)
+    offset = 1 if chunks[0] and bos is not None and chunks[0][0] == bos else 0
+    ids = chunks[0][:offset]
+    for k, chunk in enumerate(chunks):
+        if k:
+            ids.append(tok.image_id)
+        ids.extend(chunk[offset:])
+    return ids
+
+
+def encode_prompt(tok: Tokenizer, template: ChatTemplate, prompt: str,
+                  tokens_per_image: int | Sequence[int], system: str | None = None) -> list[int]:
+    """A one-turn generation prompt (everything up to and including the assistant header), each ``<image>``
+    expanded to its image's number of features (an int for all, or one count per image)."""
+    if template.llava_image_tokens:
+        ids = llava_image_tokens(tok, render_prompt(template, prompt, system))
+    else:
+        system = template.system if system is None else system
+        text = template.bos + (template.system_prefix + system + template.end_of_turn if system else "")
+        ids = tok.encode(text) + tok.encode(template.user) + tok.encode(prompt)
+        ids += tok.encode(template.end_of_turn) + tok.encode(template.assistant)
     return expand_image_tokens(ids, tok.image_id, tokens_per_image)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -152,6 +153,11 @@ class HFTokenizer:
             raise UserError(f"token {token!r} is not in {self.path}")
         return i
 
+    @property
+    def bos_id(self) -> int | None:
+        """The beginning-of-text id (``<|startoftext|>`` for LLaDA), None when the vocabulary has none."""
+        return self._tok.token_to_id(self.specials.get("bos", ""))
+
     mask_id = property(lambda self: self.token_id(self.specials["mask"]))
     eos_id = property(lambda self: self.token_id(self.specials["eos"]))
     pad_id = property(lambda self: self.token_id(self.specials["pad"]))
@@ -166,6 +172,11 @@ class HFTokenizer:
             if chunk:
                 out.extend(self._tok.encode(chunk, add_special_tokens=False).ids)
         return out
+
+    def encode_text(self, text: str) -> list[int]:
+        """``text`` as Hugging Face's ``tokenizer(text).input_ids``: the file's post-processor adds whatever
+        special tokens it adds (LLaDA's adds none); ``<image>`` is not treated specially."""
+        return self._tok.encode(text, add_special_tokens=True).ids
 
     def decode(self, ids: list[int] | torch.Tensor) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
@@ -192,9 +203,19 @@ def load_tokenizer(directory: str | Path, spec: dict) -> Tokenizer:
     return TOKENIZERS[kind].load(Path(directory), spec)
 
 
-def expand_image_tokens(ids: list[int], image_id: int, tokens_per_image: int) -> list[int]:
-    """Repeat every ``image_id`` ``tokens_per_image`` times: one position per projected image feature."""
+def expand_image_tokens(ids: list[int], image_id: int, tokens_per_image: int | Sequence[int]) -> list[int]:
+    """Repeat every ``image_id`` once per projected image feature: ``tokens_per_image`` times, or the k-th
+    placeholder ``tokens_per_image[k]`` times (tiled images of different sizes)."""
+    counts = list(tokens_per_image) if isinstance(tokens_per_image, Sequence) else None
+    if counts is not None and counts and ids.count(image_id) != len(counts):
+        raise UserError(f"the prompt has {ids.count(image_id)} <image> placeholder(s) but {len(counts)} image(s) "
+                        "were given")
     out: list[int] = []
+    k = 0
     for i in ids:
-        out.extend([i] * tokens_per_image if i == image_id else [i])
+        if i != image_id:
+            out.append(i)
+            continue
+        out.extend([i] * (counts[k] if counts is not None else tokens_per_image))  # type: ignore[operator]
+        k += 1
     return out
