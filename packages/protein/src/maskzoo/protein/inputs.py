@@ -45,7 +45,10 @@ def read_sequence_arg(value: str, option: str) -> str:
     if not os.path.isfile(value):
         raise UserError(f"{option} {value!r:.80}: no such file (read as a file path because it has characters "
                         "other than residue letters)")
-    records = read_fasta(value)
+    try:
+        records = read_fasta(value)
+    except UserError as e:
+        raise UserError(f"{option} (read as a FASTA file): {e}") from None
     if len(records) != 1:
         raise UserError(f"{option} {value}: expected exactly one record, found {len(records)}")
     return records[0].seq

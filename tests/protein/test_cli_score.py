@@ -1,0 +1,88 @@
+"""``maskzoo protein score`` and ``score-variants --method`` end to end; bad input: exit 2, one line on stderr,
+no output written and every pre-existing file unchanged."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+
+from maskzoo.core.cli import main
+
+
+def test_score_prints_id_length_bits(tiny_dsm_dir, tmp_path, capsys):
+    fasta = tmp_path / "s.fasta"
+    fasta.write_text(">a first\nMKTAYIAKQR\n>b\nmktay\n")
+    assert main(["protein", "score", str(fasta), "--checkpoint", str(tiny_dsm_dir), "--samples", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split("\t")[:2] for ln in lines] == [["a", "10"], ["b", "5"]]
+    bits = [float(ln.split("\t")[2]) for ln in lines]
+    assert all(2.0 < b < 10.0 for b in bits)  # a random tiny model: near log2(33) = 5.04
+    out = tmp_path / "s.tsv"
+    assert main(["protein", "score", str(fasta), "--checkpoint", str(tiny_dsm_dir), "--samples", "4", "--pll",
+                 "--out", str(out)]) == 0  # fmt: skip
+    rows = [ln.split("\t") for ln in out.read_text().splitlines()]
+    assert [float(r[2]) for r in rows] == pytest.approx(bits, abs=1e-4) and all(len(r) == 4 for r in rows)
+    assert main(["protein", "score", str(fasta), "--checkpoint", str(tiny_dsm_dir), "--samples", "4",
+                 "--jsonl"]) == 0  # fmt: skip
+    recs = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in recs] == ["a", "b"] and recs[0]["bits_per_residue"] == pytest.approx(bits[0], abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["masked-marginal", "wt-marginal", "elbo-diff"])
+def test_score_variants_methods(tiny_dsm_dir, tmp_path, method):
+    v = tmp_path / "v.csv"
+    v.write_text("\ufeffmutant,DMS\nM1A,0.1\nK2C:T3W,0.2\nM1M,0\n")  # with a byte-order mark
+    out = tmp_path / "o.csv"
+    assert main(["protein", "score-variants", "--checkpoint", str(tiny_dsm_dir), "--sequence", "MKTAYI",
+                 "--variants", str(v), "--out", str(out), "--method", method, "--samples", "4"]) == 0  # fmt: skip
+    rows = list(csv.DictReader(open(out)))
+    assert list(rows[0]) == ["mutant", "DMS", "score"]
+    scores = [float(r["score"]) for r in rows]
+    assert scores[2] == pytest.approx(0.0, abs=1e-6) and scores[0] != 0.0  # the wild type scores 0 by every method
+
+
+BAD = [
+    (["score", "{dup}"], "duplicate record id 'a'"),
+    (["score", "{long}"], "record 'long' has 200 residues"),
+    (["score", "{stop}"], "stop codon"),
+    (["score", "{empty}"], "no FASTA records"),
+    (["score", "{ok}", "--samples", "0"], "--samples"),
+    (["score", "{ok}", "--out", "{dir}"], "directory"),
+    (["score-variants", "--sequence", "MKTAYI", "--variants", "{dupcol}"], "repeated column name"),
+    (["score-variants", "--sequence", "MKTAYI", "--variants", "{emptycsv}"], "empty file"),
+    (["score-variants", "--sequence", "MKTAYI", "--variants", "{nomut}"], "no column 'mutant'"),
+    (["score-variants", "--sequence", "M" * 300 + "J", "--variants", "{v}"], "invalid residue 'J'"),
+    (["score-variants", "--sequence", "MKTAYI", "--variants", "{v}", "--method", "best"], "--method"),
+    (["generate", "--temperature", "nan"], "--temperature"),
+    (["generate", "--block-length", "4", "--length", "8"], "--block-length is not supported"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD)
+def test_bad_input_exit_2_one_line_files_unchanged(tiny_dsm_dir, tmp_path, capsys, argv, message):
+    files = {"dup": ">a\nMKT\n>a\nMKV\n", "long": ">ok\nMKT\n>long\n" + "A" * 200 + "\n", "stop": ">a\nMKT*\n",
+             "empty": "", "ok": ">a\nMKT\n", "dupcol": "mutant,s,s\nM1A,1,2\n", "emptycsv": "",
+             "nomut": "variant\nM1A\n", "v": "mutant\nM1A\n"}  # fmt: skip
+    paths = {}
+    for name, text in files.items():
+        paths[name] = tmp_path / f"{name}.{'csv' if name in ('dupcol', 'emptycsv', 'nomut', 'v') else 'fasta'}"
+        paths[name].write_text(text)
+    paths["dir"] = tmp_path / "adir"
+    paths["dir"].mkdir()
+    out = tmp_path / "out.tsv"
+    out.write_text("precious\n")
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    argv = [a.format(**paths) for a in argv]
+    extra = [] if "--out" in argv else ["--out", str(out)]
+    try:
+        rc = main(["protein", argv[0], "--checkpoint", str(tiny_dsm_dir), *argv[1:], *extra])
+    except SystemExit as e:  # an option's value rejected by argparse
+        rc = e.code
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert captured.err.count("\n") == 1 and re.match(r"maskzoo[a-z -]*: error: ", captured.err), captured.err
+    assert re.search(message, captured.err), captured.err
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before  # nothing written or replaced
