@@ -4,7 +4,7 @@ Public API (imported lazily, so ``import maskzoo.protein`` stays cheap)::
 
     from maskzoo.protein import load_model, ESM2, ESM2Config
     from maskzoo.protein import generate_proteins, fill_templates, design_binders, SamplerSettings
-    from maskzoo.protein import embed_sequences, score_mutants, compare_sets, run_probe
+    from maskzoo.protein import embed_sequences, score_sequences, score_mutants, compare_sets, run_probe
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ _EXPORTS = {
     "design_binders": "generation",
     "embed_sequences": "embed",
     "score_mutants": "variants",
+    "score_sequences": "scoring",
+    "SequenceScore": "scoring",
     "compare_sets": "metrics",
     "run_probe": "probe",
     "DEFAULT_MODEL": "zoo",
