@@ -23,6 +23,8 @@ INSTALL_SETS = {
                 {"timm", "open-clip-torch", "torchvision", "torchaudio", "soundfile"}),
     "vision": ({"maskzoo-core", "maskzoo-vision", "timm", "open-clip-torch", "torch"},
                {"fair-esm", "torchaudio", "soundfile"}),
+    "audio": ({"maskzoo-core", "maskzoo-audio", "torchaudio", "soundfile", "torch"},
+              {"timm", "open-clip-torch", "torchvision", "fair-esm"}),
 }
 
 
