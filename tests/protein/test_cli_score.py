@@ -86,3 +86,30 @@ def test_bad_input_exit_2_one_line_files_unchanged(tiny_dsm_dir, tmp_path, capsy
     assert captured.err.count("\n") == 1 and re.match(r"maskzoo[a-z -]*: error: ", captured.err), captured.err
     assert re.search(message, captured.err), captured.err
     assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before  # nothing written or replaced
+
+
+def _with_generation(src, dst, block):
+    import shutil
+
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg.setdefault("extra", {})["generation"] = block
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+def test_generation_block_gives_the_defaults(tiny_dsm_dir, tmp_path, capsys):
+    greedy = _with_generation(tiny_dsm_dir, tmp_path / "greedy", {"gen_length": 12, "temperature": 0.0,
+                                                                  "remasking": "low_confidence"})  # fmt: skip
+    outs = []
+    for seed in ("1", "2"):
+        assert main(["protein", "generate", "--checkpoint", str(greedy), "--num", "1", "--seed", seed]) == 0
+        outs.append(capsys.readouterr().out.splitlines()[1])
+    assert outs[0] == outs[1] and len(outs[0]) == 12  # greedy from the block: seeds do not matter; its length
+    assert main(["protein", "generate", "--checkpoint", str(greedy), "--num", "1", "--seed", "1",
+                 "--temperature", "1", "--remasking", "random", "--length", "30"]) == 0  # fmt: skip
+    assert len(capsys.readouterr().out.splitlines()[1]) == 30  # the command line wins
+    bad = _with_generation(tiny_dsm_dir, tmp_path / "bad", {"temperature": -1})
+    assert main(["protein", "generate", "--checkpoint", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "generation.temperature" in err

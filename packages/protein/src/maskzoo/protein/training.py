@@ -193,5 +193,8 @@ def run_training(recipe: ProteinTrainRecipe, resume: bool = False) -> dict[str, 
                     **{k: float(v) for k, v in result.items() if k.startswith("eval/")},
                 }
             }
+            from maskzoo.protein.generation import PROTEIN_FALLBACK
+
+            extra["generation"] = {"gen_length": 150, **PROTEIN_FALLBACK}  # defaults of generate / generate_proteins
             save_dsm(m, recipe.export, extra=extra)
     return result
