@@ -7,6 +7,7 @@ import torch
 
 from maskzoo.core.attention import block_diagonal_mask
 from maskzoo.core.errors import UserError
+from maskzoo.core.kv_cache import KVCache
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 
 V, MASK = 40, 39
@@ -134,9 +135,62 @@ def test_tied_embeddings_share_one_tensor():
     assert m.num_parameters() == sum(p.numel() for p in m.parameters())
 
 
-def test_kv_cache_is_reserved():
-    with pytest.raises(NotImplementedError, match="kv_cache"):
-        _model()(_ids(1, 4), kv_cache=object())
+def test_kv_cache_reproduces_the_full_forward_where_nothing_changed():
+    """Filling a cache, then feeding a block (dual cache) or the block and its suffix after a cropped prefix
+    (prefix cache) of an unchanged sequence gives the full forward's logits: keys cached after RoPE are exact."""
+    m = _model()
+    x = _ids(2, 20)
+    full = m(x)  # [2, 20, V]
+    cache = KVCache()
+    assert torch.allclose(m(x, kv_cache=cache), full, atol=1e-5) and cache.length == 20
+    dual = m(x[:, 8:12], kv_cache=cache, cache_position=8)  # the block only
+    assert torch.allclose(dual, full[:, 8:12], atol=1e-5) and cache.length == 20
+    cache.crop(8)
+    prefix = m(x[:, 8:], kv_cache=cache, cache_position=8, logits_slice=slice(0, 4))
+    assert prefix.shape == (2, 4, V) and torch.allclose(prefix, full[:, 8:12], atol=1e-5)
+    # the cache now holds stale keys of a changed block: feeding the changed block updates them
+    y = x.clone()
+    y[:, 9] = 3
+    dual_changed = m(y[:, 8:12], kv_cache=cache, cache_position=8)
+    assert not torch.allclose(dual_changed, dual, atol=1e-3)
+
+
+def test_kv_cache_with_padding_and_embeddings_matches_the_padded_forward():
+    m = _model()
+    a, b = _ids(1, 12, seed=2), _ids(1, 8, seed=3)
+    ids = torch.cat([a, torch.cat([torch.zeros(1, 4, dtype=torch.long), b], 1)])  # [2, 12] row 1 left-padded
+    attn = torch.ones(2, 12, dtype=torch.long)
+    attn[1, :4] = 0
+    full = m(ids, attention_mask=attn)  # [2, 12, V]
+    cache = KVCache()
+    m(inputs_embeds=m.embed_tokens(ids), attention_mask=attn, kv_cache=cache)
+    cache.crop(7)
+    rest = m(inputs_embeds=m.embed_tokens(ids[:, 7:]), attention_mask=attn, kv_cache=cache, cache_position=7)
+    assert torch.allclose(rest, full[:, 7:], atol=1e-5)
+    with pytest.raises(UserError, match="attention_mask covers 7 positions; expected 12"):
+        m(ids[:, 7:], attention_mask=attn[:, :7], kv_cache=cache, cache_position=7)
+
+
+def test_kv_cache_incremental_decoding_of_a_causal_model():
+    m = _model(causal=True, mask_token_id=None)
+    x = _ids(2, 10)
+    full = m(x)  # [2, 10, V]
+    cache = KVCache()
+    steps = [m(x[:, :4], kv_cache=cache)] + [m(x[:, i : i + 1], kv_cache=cache, cache_position=i) for i in range(4, 10)]
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+
+
+def test_kv_cache_write_rules():
+    cache = KVCache()
+    k = torch.randn(1, 2, 5, 4)
+    cache.write(0, 0, k, k)
+    with pytest.raises(UserError, match="gap"):
+        cache.write(0, 7, k, k)
+    with pytest.raises(UserError, match="rows"):
+        cache.write(0, 0, torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4))
+    k2 = torch.randn(1, 2, 4, 4)
+    keys, _ = cache.write(0, 3, k2, k2)  # overlaps the end: extended
+    assert keys.shape[2] == 7 and torch.equal(keys[:, :, :3], k[:, :, :3]) and torch.equal(keys[:, :, 3:], k2)
 
 
 def test_user_errors():

@@ -6,7 +6,8 @@ For queries ``q`` [B, H, Lq, D], keys ``k`` and values ``v`` [B, Hkv, Lk, D] and
     attention(q, k, v)_i = sum_j softmax_j( q_i . k_j / sqrt(D) + log M_ij ) v_j            (Vaswani et al. 2017)
 
 Grouped-query attention (GQA, Ainslie et al. 2023): when Hkv < H, query head h reads key/value head
-``h // (H // Hkv)`` (``repeat_interleave`` order, as in LLaDA, Nie et al. 2025, arXiv 2502.09992).
+``h // (H // Hkv)`` (``repeat_interleave`` order, as in LLaDA, Nie et al. 2025, arXiv 2502.09992). SDPA reads the
+shared heads in place (``enable_gqa``); the other backends expand them.
 
 A query row whose mask is all False (e.g. a fully padded row) has no distribution to normalise; every backend
 returns zeros for it instead of NaN.
@@ -15,7 +16,9 @@ Backends (one dict lookup, ``BACKENDS``):
 
 - ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention` (default; CPU and GPU).
 - ``"xformers"``: ``xformers.ops.memory_efficient_attention`` (Rabe & Staats 2021); CUDA only. Detected once,
-  lazily; with ``backend=None`` it is used for CUDA tensors when importable, otherwise SDPA.
+  lazily; with ``backend=None`` it is used for CUDA tensors when importable, otherwise SDPA. It runs unmasked and
+  causal attention; any other mask would need a dense [B, H, Lq, Lk] bias, so masked calls go to SDPA instead
+  (which takes the boolean mask as it is, broadcast, never expanded).
 - ``"eager"``: the explicit softmax above; the reference the others are tested against.
 """
 
@@ -142,40 +145,32 @@ def _eager(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """torch's fused scaled_dot_product_attention (flash / memory-efficient / math kernel chosen by torch)."""
+    """torch's fused scaled_dot_product_attention (flash / memory-efficient / math kernel chosen by torch);
+    k, v may have fewer heads than q (GQA, read in place)."""
+    gqa = k.shape[1] != q.shape[1]
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v)  # [B, H, Lq, D]
+        return F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)  # [B, H, Lq, D]
     safe, has_key = _safe_rows(mask)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe)  # [B, H, Lq, D]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, enable_gqa=gqa)  # [B, H, Lq, D]
     return out.masked_fill(~has_key, 0.0)
 
 
 def _xformers(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """xformers memory-efficient attention; layout [B, L, H, D]; a boolean mask becomes an additive bias."""
+    """xformers memory-efficient attention (layout [B, L, H, D]) without a mask; masked calls go to SDPA, which
+    takes the boolean mask broadcast instead of a dense [B, H, Lq, Lk] bias."""
     if not q.is_cuda:
         raise UserError("attention backend 'xformers' needs CUDA tensors; use backend 'sdpa' on CPU")
+    if mask is not None:
+        return _sdpa(q, k, v, mask)  # [B, H, Lq, D]
     import xformers.ops as xops  # noqa: PLC0415 (optional dependency, imported lazily)
 
-    bias = None
-    has_key = None
-    if mask is not None:
-        safe, has_key = _safe_rows(mask)
-        b, h, lq, lk = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
-        # xformers wants the bias' last dim allocated with a multiple of 8 elements; slice a padded buffer.
-        lk_pad = -(-lk // 8) * 8
-        buf = torch.zeros(b, h, lq, lk_pad, dtype=q.dtype, device=q.device)  # [B, H, Lq, Lk8]
-        bias = buf[..., :lk]  # [B, H, Lq, Lk]
-        bias.masked_fill_(~safe.expand(b, h, lq, lk), float("-inf"))
-    out = xops.memory_efficient_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias
+    return xops.memory_efficient_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
     ).transpose(1, 2)  # [B, H, Lq, D]
-    if has_key is not None:
-        out = out.masked_fill(~has_key, 0.0)
-    return out
 
 
 def _sdpa_causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, L, D]
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1])  # [B, H, L, D]
 
 
 def _xformers_causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -252,8 +247,11 @@ def attention(
     """
     name = resolve_backend(backend, q.device)
     n_heads, q_len, k_len = q.shape[1], q.shape[2], k.shape[2]
-    k = _expand_kv(k, n_heads)  # [B, H, Lk, D]
-    v = _expand_kv(v, n_heads)  # [B, H, Lk, D]
+    if n_heads % k.shape[1]:
+        raise ValueError(f"{n_heads} query heads are not a multiple of {k.shape[1]} key/value heads")
+    if name != "sdpa":
+        k = _expand_kv(k, n_heads)  # [B, H, Lk, D]
+        v = _expand_kv(v, n_heads)  # [B, H, Lk, D]
     if causal and mask is None and q_len == k_len and name in _CAUSAL_KERNELS:
         return _CAUSAL_KERNELS[name](q, k, v)  # [B, H, Lq, D]
     full = _full_mask(mask, causal, q_len, k_len, q.device)  # [B|1, H|1, Lq, Lk] or None

@@ -29,6 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 from maskzoo.core.attention import attention, padding_mask
 from maskzoo.core.errors import UserError
+from maskzoo.core.kv_cache import KVCache
 
 __all__ = ["DiffusionTransformer", "TransformerConfig"]
 
@@ -141,15 +142,26 @@ class SelfAttention(nn.Module):
         self.o_proj = nn.Linear(cfg.n_heads * hd, cfg.d_model, bias=False)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: tuple[KVCache, int, int] | None = None,
     ) -> torch.Tensor:
+        """``cache = (kv_cache, layer, position)``: write this call's keys/values there and attend to all of them."""
         b, n, _ = x.shape
         hd = self.cfg.head_dim
         q = self.q_proj(x).view(b, n, self.cfg.n_heads, hd).transpose(1, 2)  # [B, H, L, hd]
         k = self.k_proj(x).view(b, n, self.cfg.n_kv_heads, hd).transpose(1, 2)  # [B, Hkv, L, hd]
         v = self.v_proj(x).view(b, n, self.cfg.n_kv_heads, hd).transpose(1, 2)  # [B, Hkv, L, hd]
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = attention(q, k, v, mask, causal=self.cfg.causal, backend=self.cfg.attention_backend)  # [B, H, L, hd]
+        causal = self.cfg.causal
+        if cache is not None:
+            kv_cache, layer, position = cache
+            k, v = kv_cache.write(layer, position, k, v)  # [B, Hkv, Lk, hd] every cached key
+            causal = False  # a causal model gets its (absolute-position) causal mask in ``mask``
+        y = attention(q, k, v, mask, causal=causal, backend=self.cfg.attention_backend)  # [B, H, L, hd]
         return self.o_proj(y.transpose(1, 2).reshape(b, n, self.cfg.n_heads * hd))  # [B, L, d]
 
 
@@ -177,9 +189,14 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: tuple[KVCache, int, int] | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin, mask)  # [B, L, d]
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, cache)  # [B, L, d]
         return x + self.mlp(self.mlp_norm(x))  # [B, L, d]
 
 
@@ -245,27 +262,33 @@ class DiffusionTransformer(nn.Module):
         return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
 
     # ------------------------------------------------------------------ forward
+    supports_kv_cache = True  #: ``generate(cache=...)`` may pass ``kv_cache=`` / ``cache_position=``
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        kv_cache: Any = None,
+        kv_cache: KVCache | None = None,
+        cache_position: int = 0,
+        logits_slice: slice | None = None,
     ) -> torch.Tensor:
-        """Logits [B, L, V].
+        """Logits [B, L, V] (or [B, len(logits_slice), V]).
 
         Args:
             input_ids: LongTensor [B, L]; or
             inputs_embeds: [B, L, d] (e.g. image/audio prefix concatenated with ``embed_tokens(ids)``).
-            attention_mask: [B, L] padding mask (1 = real token; padded keys are ignored, positions are
-                ``cumsum - 1``), or a bool mask [B, 1|H, L, L] (True = may attend), e.g.
-                :func:`~maskzoo.core.attention.block_diagonal_mask` for packed sequences.
+            attention_mask: [B, Lk] padding mask (1 = real token; padded keys are ignored, positions are
+                ``cumsum - 1``), or a bool mask [B, 1|H, L, Lk] (True = may attend), e.g.
+                :func:`~maskzoo.core.attention.block_diagonal_mask` for packed sequences. ``Lk = L`` without a
+                cache; with a cache it covers every key position after this call's write (HF convention).
             position_ids: LongTensor [B, L] or [L]; overrides the default positions.
-            kv_cache: reserved for key/value caching (a later release); must be None.
+            kv_cache: a :class:`~maskzoo.core.kv_cache.KVCache`; this call's keys/values are written into it at
+                positions ``[cache_position, cache_position + L)`` and the queries attend to every cached key.
+            cache_position: where the input sits in the cached sequence (its first absolute position).
+            logits_slice: compute the output layer only on these input positions (the decoded ones).
         """
-        if kv_cache is not None:
-            raise NotImplementedError("kv_cache is reserved: key/value caching is not implemented yet")
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         if input_ids is not None:
@@ -274,30 +297,60 @@ class DiffusionTransformer(nn.Module):
         else:
             x = inputs_embeds  # [B, L, d]
         b, n, _ = x.shape
-        if n > self.config.max_seq_len:
-            raise UserError(f"input of {n} tokens is longer than the model's context of {self.config.max_seq_len}")
-
-        mask = None
-        if attention_mask is not None and attention_mask.dim() == 2:
-            if position_ids is None:
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, L]
-            if not bool(attention_mask.bool().all()):
-                mask = padding_mask(attention_mask)  # [B, 1, 1, L]
-        elif attention_mask is not None:
-            mask = attention_mask  # [B, 1|H, L, L] bool
-        if position_ids is None:
-            position_ids = torch.arange(n, device=x.device)  # [L]
-        if position_ids.dim() == 1:
-            position_ids = position_ids[None].expand(b, n)  # [B, L]
+        start = int(cache_position) if kv_cache is not None else 0
+        if start + n > self.config.max_seq_len:
+            raise UserError(
+                f"input of {start + n} tokens is longer than the model's context of {self.config.max_seq_len}"
+            )
+        mask, position_ids = self._mask_and_positions(attention_mask, position_ids, b, n, start, kv_cache, x.device)
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)  # [B, 1, L, hd]
 
         use_ckpt = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
-        for block in self.blocks:
-            if use_ckpt:
+        for i, block in enumerate(self.blocks):
+            if kv_cache is not None:
+                x = block(x, cos, sin, mask, (kv_cache, i, start))  # [B, L, d]
+            elif use_ckpt:
                 x = checkpoint(block, x, cos, sin, mask, use_reentrant=False)  # [B, L, d]
             else:
                 x = block(x, cos, sin, mask)  # [B, L, d]
-        return self.lm_head(self.norm(x))  # [B, L, V]
+        if logits_slice is not None:
+            x = x[:, logits_slice]  # [B, L', d] only the decoded positions go through the output layer
+        return self.lm_head(self.norm(x))  # [B, L', V]
+
+    def _mask_and_positions(
+        self,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        b: int,
+        n: int,
+        start: int,
+        kv_cache: KVCache | None,
+        device: torch.device,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Boolean attention mask [B|1, 1|H, L|1, Lk] (or None) and position ids [B, L] of the input positions."""
+        key_len = n if kv_cache is None else max(kv_cache.length, start + n)
+        mask = None
+        if attention_mask is not None and attention_mask.dim() == 2:
+            if attention_mask.shape[1] != key_len:
+                raise UserError(
+                    f"attention_mask covers {attention_mask.shape[1]} positions; expected {key_len} "
+                    "(the input, plus every cached position when a kv_cache is given)"
+                )
+            if position_ids is None:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, start : start + n]  # [B, L]
+            if not bool(attention_mask.bool().all()):
+                mask = padding_mask(attention_mask)  # [B, 1, 1, Lk]
+        elif attention_mask is not None:
+            mask = attention_mask  # [B, 1|H, L, Lk] bool
+        if self.config.causal and kv_cache is not None:
+            i = torch.arange(start, start + n, device=device)[:, None]  # [L, 1] absolute query positions
+            causal = (torch.arange(key_len, device=device)[None, :] <= i)[None, None]  # [1, 1, L, Lk]
+            mask = causal if mask is None else mask & causal
+        if position_ids is None:
+            position_ids = torch.arange(start, start + n, device=device)  # [L]
+        if position_ids.dim() == 1:
+            position_ids = position_ids[None].expand(b, n)  # [B, L]
+        return mask, position_ids
 
     def _check_ids(self, input_ids: torch.Tensor) -> None:
         if input_ids.dtype not in (torch.long, torch.int, torch.int32, torch.int16, torch.uint8):

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .caches import RegionLogits
 from .counts import Span
 from .draw import TokenDraw, forbid_token
-from .model_io import Denoiser
 
 
 def _linear_alpha(t: Tensor) -> Tensor:
@@ -55,7 +55,7 @@ class AncestralSampler:
     schedule: object | None = None
 
     def fill_block(
-        self, x: Tensor, denoiser: Denoiser, draw: TokenDraw, span: Span, steps: int, mask_id: int
+        self, x: Tensor, logits_fn: RegionLogits, draw: TokenDraw, span: Span, steps: int, mask_id: int
     ) -> None:
         """Decode every masked position of ``x`` [B, L] in ``[span.region_start, span.end)`` over ``steps`` steps."""
         lo, hi = span.region_start, span.end
@@ -72,7 +72,7 @@ class AncestralSampler:
             if not bool(reveal.any()):
                 continue  # x_t unchanged: nothing to compute
             if cache is None or bool((stale & reveal.any(dim=1)).any()):  # a row revealing now has changed
-                cache = forbid_token(denoiser(x)[:, lo:hi], mask_id)  # [B, R, V] the mask is never drawn
+                cache = forbid_token(logits_fn(x), mask_id)  # [B, R, V] the mask is never drawn
                 stale.zero_()
             b, j = reveal.nonzero(as_tuple=True)  # [n], [n]
             region[b, j] = draw(cache[b, j])  # [n]

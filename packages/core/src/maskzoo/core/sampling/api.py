@@ -35,6 +35,7 @@ from torch import Tensor
 from maskzoo.core.errors import UserError
 
 from .ancestral import AncestralSampler
+from .caches import CACHES, RegionLogits
 from .confidence import CONFIDENCE_RULES
 from .counts import Span, block_spans
 from .draw import TokenDraw
@@ -42,21 +43,23 @@ from .first_hitting import FirstHittingSampler
 from .model_io import (
     Denoiser,
     accepts_attention_mask,
+    accepts_kv_cache,
     context_length,
     model_device,
     resolve_mask_id,
     vocab_size,
 )
+from .parallel import Factor, ParallelSampler, Threshold, float64_probability
 from .prompts import PromptInput, batch_prompts
 from .remasking import ConfidenceSampler
 from .stopping import rows_finished, trim_after_eos
 
 
 class Sampler(Protocol):
-    """Decodes the masked positions of one block in place."""
+    """Decodes the masked positions of one block in place: per step it decides how many tokens and which."""
 
     def fill_block(
-        self, x: Tensor, denoiser: Denoiser, draw: TokenDraw, span: Span, steps: int, mask_id: int
+        self, x: Tensor, logits_fn: RegionLogits, draw: TokenDraw, span: Span, steps: int, mask_id: int
     ) -> None: ...
 
 
@@ -67,6 +70,35 @@ SAMPLERS: dict[str, Callable[[object | None], Sampler]] = {
     "first_hitting": lambda schedule: FirstHittingSampler(),
     "ancestral": lambda schedule: AncestralSampler(schedule),
 }
+
+
+#: scores an adaptive count rule (threshold / factor) can use: probabilities in [0, 1]
+PARALLEL_SCORES = {"low_confidence": float64_probability, "margin": CONFIDENCE_RULES["margin"]}
+
+
+def _check_fast(cache: object, threshold: object, factor: object, remasking: str) -> None:
+    """Validate the fast-decoding options ``cache``, ``threshold`` and ``factor``."""
+    if cache is not None and (not isinstance(cache, str) or cache not in CACHES):
+        raise UserError(f"unknown cache {cache!r}; choose None, 'prefix' or 'dual'")
+    if threshold is not None and not 0.0 < _real("threshold", threshold) <= 1.0:
+        raise UserError(f"threshold must be in (0, 1], got {threshold}")
+    if factor is not None and _real("factor", factor) <= 0.0:
+        raise UserError(f"factor must be > 0, got {factor}")
+    if threshold is not None and factor is not None:
+        raise UserError("threshold and factor are two rules for the same count; give one of them")
+    if (threshold is not None or factor is not None) and remasking not in PARALLEL_SCORES:
+        raise UserError(
+            f"threshold/factor count confident tokens; they work with remasking "
+            f"{' or '.join(PARALLEL_SCORES)}, not {remasking!r}"
+        )
+
+
+def _sampler(remasking: str, schedule: object | None, threshold: float | None, factor: float | None) -> Sampler:
+    if threshold is not None:
+        return ParallelSampler(PARALLEL_SCORES[remasking], Threshold(float(threshold)))
+    if factor is not None:
+        return ParallelSampler(PARALLEL_SCORES[remasking], Factor(float(factor)))
+    return SAMPLERS[remasking](schedule)
 
 
 def _check_token(name: str, value: int | None, vocab: int | None) -> None:
@@ -180,6 +212,9 @@ def generate(
     schedule: object | None = None,
     generator: torch.Generator | None = None,
     suppress_tokens: Sequence[int] | Tensor | None = None,
+    cache: str | None = None,
+    threshold: float | None = None,
+    factor: float | None = None,
 ) -> Tensor:
     """Generate ``gen_length`` tokens after each prompt with a masked diffusion model.
 
@@ -203,6 +238,11 @@ def generate(
         suppress_tokens: token ids that are never generated: their logits are set to ``-inf`` at masked positions
             after guidance and before drawing and scoring (LLaDA-V's ``generate_with_embeds`` does this for
             end-of-text and the chat-turn ids). None or empty = no suppression.
+        cache: ``None`` (exact), ``"prefix"`` or ``"dual"``: Fast-dLLM's key/value caches, refreshed at every block
+            (see :mod:`.caches`); needs a model that holds a cache (``DiffusionTransformer``, a LLaDA checkpoint).
+        threshold: reveal per step every masked token of the block whose confidence is >= ``threshold`` (at least
+            one); ``steps`` becomes an upper bound per block (see :mod:`.parallel`).
+        factor: Fast-dLLM's factor rule: reveal the largest ``k`` whose k-th confidence is >= 1 - factor / (k + 1).
 
     Returns:
         LongTensor [B, P + gen_length]: the (left-padded) prompts followed by the generated tokens.
@@ -212,6 +252,7 @@ def generate(
     steps_per_block = _check_settings(
         remasking, gen_length, steps, block_length, temperature, top_k, top_p, cfg_scale
     )
+    _check_fast(cache, threshold, factor, remasking)
     gen_length, steps, block_length = int(gen_length), int(steps), int(block_length)
     if mask_id is not None:
         _int("mask_id", mask_id, 0)
@@ -222,6 +263,14 @@ def generate(
     suppress = _suppressed_ids(suppress_tokens, vocab)
     if pad_id is not None and pad_id == mask_id:
         raise UserError(f"pad_id equals mask_id ({mask_id}); padding must not look like a mask")
+    if cache is not None and not accepts_kv_cache(model):
+        raise UserError(
+            f"cache={cache!r} needs a model that holds a key/value cache (forward with kv_cache=, cache_position=, "
+            "logits_slice=, e.g. DiffusionTransformer); this model is a plain callable"
+        )
+    if cache is not None or threshold is not None or factor is not None:
+        # these loops run until the block has no mask: the mask token itself is never drawn
+        suppress = _suppressed_ids([mask_id] + ([] if suppress is None else suppress.tolist()), vocab)
 
     fallback = prompt_ids.device if isinstance(prompt_ids, Tensor) else torch.device("cpu")
     device = model_device(model, fallback)
@@ -242,18 +291,22 @@ def generate(
     x[:, :prompt_len] = prompt
     prompt_positions = torch.zeros_like(x, dtype=torch.bool)  # [B, L]
     prompt_positions[:, :prompt_len] = prompt != mask_id
+    if cache is not None and bool((prompt == mask_id).any()):
+        raise UserError(f"cache={cache!r} feeds each block from its start: mask tokens in the prompt (infilling) "
+                        "need cache=None")
     full_mask = None
     if prompt_mask is not None:
         full_mask = torch.cat([prompt_mask, torch.ones_like(x[:, prompt_len:])], dim=1)  # [B, L]
     denoiser = Denoiser(model, full_mask, prompt_positions, mask_id, cfg_scale, _on(suppress, device))
     draw = TokenDraw(temperature, top_k, top_p, generator)
-    sampler = SAMPLERS[remasking](schedule)
+    sampler = _sampler(remasking, schedule, threshold, factor)
+    block_cache = CACHES[cache]
 
     for b, (start, end) in enumerate(block_spans(prompt_len, gen_length, block_length)):
         masked_cols = (x[:, :start] == mask_id).any(dim=0).nonzero()  # [n, 1] one sync per block
         region_start = int(masked_cols[0]) if len(masked_cols) else start
         span = Span(region_start, region_start if b == 0 else start, start, end)
-        sampler.fill_block(x, denoiser, draw, span, steps_per_block, mask_id)
+        sampler.fill_block(x, block_cache(denoiser, span), draw, span, steps_per_block, mask_id)
         if eos_id is not None and end > prompt_len and bool(rows_finished(x, prompt_len, end, eos_id).all()):
             break
     if eos_id is not None:

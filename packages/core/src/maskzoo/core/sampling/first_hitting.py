@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .caches import RegionLogits
 from .counts import Span
 from .draw import TokenDraw, forbid_token
-from .model_io import Denoiser
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class FirstHittingSampler:
     """One uniformly random masked position per row and step, its token drawn from the model."""
 
     def fill_block(
-        self, x: Tensor, denoiser: Denoiser, draw: TokenDraw, span: Span, steps: int, mask_id: int
+        self, x: Tensor, logits_fn: RegionLogits, draw: TokenDraw, span: Span, steps: int, mask_id: int
     ) -> None:
         """Decode every masked position of ``x`` [B, L] in ``[span.region_start, span.end)``, one per step.
 
@@ -42,7 +42,7 @@ class FirstHittingSampler:
         region = x[:, lo:hi]  # [B, R] view into x
         rows = torch.arange(x.shape[0], device=x.device)  # [B]
         for _ in range(int((region == mask_id).sum(dim=1).max())):  # one sync per block
-            logits = denoiser(x)[:, lo:hi]  # [B, R, V]
+            logits = logits_fn(x)  # [B, R, V]
             masked = region == mask_id  # [B, R]
             score = torch.rand(masked.shape, device=x.device, generator=draw.generator)  # [B, R]
             pos = score.masked_fill(~masked, -1.0).argmax(dim=1)  # [B] a uniformly random masked position

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from maskzoo.core.errors import UserError
+from maskzoo.core.kv_cache import KVCache
 
 _CONTEXT_ATTRS = ("max_seq_len", "max_sequence_length", "max_position_embeddings")
 
@@ -94,8 +95,25 @@ def as_logits(output: object) -> Tensor:
     return logits
 
 
+def accepts_kv_cache(model: Callable) -> bool:
+    """Whether the model can hold a key/value cache: it declares ``supports_kv_cache = True`` and its forward takes
+    ``kv_cache=``, ``cache_position=`` and ``logits_slice=`` (see :class:`~maskzoo.core.transformer.DiffusionTransformer`).
+    """
+    if not getattr(model, "supports_kv_cache", False):
+        return False
+    target = model.forward if isinstance(model, nn.Module) else model
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+    return all(name in params for name in ("kv_cache", "cache_position", "logits_slice"))
+
+
 class Denoiser:
-    """``denoiser(x [B, L]) -> logits [B, L, V]``: one model call per use, guidance included.
+    """The model as the samplers see it: logits of some positions of ``x`` [B, L], guidance and suppression included.
+
+    ``denoiser(x)`` runs the whole sequence and returns [B, L, V]. :meth:`logits` runs only the columns
+    ``[a, b)`` of ``x`` against a key/value cache (a model that holds one) and returns the columns ``[lo, hi)``.
 
     Args:
         model: the callable.
@@ -121,16 +139,17 @@ class Denoiser:
         self.prompt_positions = prompt_positions
         self.mask_id = mask_id
         self.cfg_scale = cfg_scale
+        self.cacheable = accepts_kv_cache(model)
+        self.calls = 0  #: model forward calls so far (a guided call counts once)
         self.checked = False
 
-    def _call(self, ids: Tensor, attention_mask: Tensor | None) -> Tensor:
-        out = self.model(ids) if attention_mask is None else self.model(ids, attention_mask=attention_mask)
-        logits = as_logits(out)  # [b, L, V]
+    def _call(self, ids: Tensor, attention_mask: Tensor | None, extra: dict, expect: tuple[int, int]) -> Tensor:
+        if attention_mask is not None:
+            extra = dict(extra, attention_mask=attention_mask)
+        logits = as_logits(self.model(ids, **extra))  # [b, n, V]
+        if logits.shape[:2] != expect:
+            raise UserError(f"the model returned logits of shape {tuple(logits.shape)} for input {tuple(ids.shape)}")
         if not self.checked:
-            if logits.shape[:2] != ids.shape:
-                raise UserError(
-                    f"the model returned logits of shape {tuple(logits.shape)} for input {tuple(ids.shape)}"
-                )
             if self.mask_id >= logits.shape[-1]:
                 raise UserError(
                     f"mask_id {self.mask_id} is outside the model's vocabulary of {logits.shape[-1]} tokens"
@@ -140,17 +159,45 @@ class Denoiser:
 
     def __call__(self, x: Tensor) -> Tensor:
         """Logits [B, L, V] for the whole batch ``x`` [B, L] (guided when ``cfg_scale > 0``, suppressed ids -inf)."""
-        logits = self._guided(x)  # [B, L, V]
-        if self.suppress is not None:
-            logits = logits.index_fill(-1, self.suppress, float("-inf"))  # [B, L, V] a new tensor
-        return logits
+        return self.logits(x, 0, x.shape[1], 0, x.shape[1])
 
-    def _guided(self, x: Tensor) -> Tensor:
-        if self.cfg_scale == 0.0:
-            return self._call(x, self.attention_mask)  # [B, L, V]
-        uncond = x.masked_fill(self.prompt_positions, self.mask_id)  # [B, L]
+    def logits(
+        self,
+        x: Tensor,
+        a: int,
+        b: int,
+        lo: int,
+        hi: int,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """Logits [B, hi - lo, V] of positions ``[lo, hi)`` from a model call on the columns ``[a, b)`` of ``x``.
+
+        With ``cache`` the call writes keys/values of ``[a, b)`` at position ``a`` and attends to every cached key;
+        without it ``[a, b)`` must be the whole sequence. The output layer runs on ``[lo, hi)`` only when the model
+        takes ``logits_slice``.
+        """
+        ids = x[:, a:b]  # [B, n]
+        extra: dict = {}
+        keep = slice(lo - a, hi - a)
+        if self.cacheable:
+            extra["logits_slice"] = keep
+            expect = (x.shape[0], hi - lo)
+        else:
+            expect = (x.shape[0], b - a)
+        if cache is not None:
+            extra.update(kv_cache=cache, cache_position=a)
         attn = self.attention_mask
-        both_attn = None if attn is None else torch.cat([attn, attn], dim=0)  # [2B, L]
-        both = self._call(torch.cat([x, uncond], dim=0), both_attn)  # [2B, L, V]
-        cond_logits, uncond_logits = torch.chunk(both, 2, dim=0)  # [B, L, V] each
-        return uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)  # [B, L, V]
+        if self.cfg_scale == 0.0:
+            logits = self._call(ids, attn, extra, expect)  # [B, n', V]
+        else:
+            uncond = ids.masked_fill(self.prompt_positions[:, a:b], self.mask_id)  # [B, n]
+            both_attn = None if attn is None else torch.cat([attn, attn], dim=0)  # [2B, L]
+            both = self._call(torch.cat([ids, uncond], dim=0), both_attn, extra, (2 * expect[0], expect[1]))
+            cond_logits, uncond_logits = torch.chunk(both, 2, dim=0)  # [B, n', V] each
+            logits = uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)  # [B, n', V]
+        self.calls += 1
+        if not self.cacheable:
+            logits = logits[:, keep]  # [B, hi - lo, V]
+        if self.suppress is not None:
+            logits = logits.index_fill(-1, self.suppress, float("-inf"))  # [B, hi - lo, V] a new tensor
+        return logits

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .caches import RegionLogits
 from .confidence import ConfidenceRule, topk_per_row
 from .counts import Span, transfer_counts
 from .draw import TokenDraw
-from .model_io import Denoiser
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ConfidenceSampler:
     rule: ConfidenceRule
 
     def fill_block(
-        self, x: Tensor, denoiser: Denoiser, draw: TokenDraw, span: Span, steps: int, mask_id: int
+        self, x: Tensor, logits_fn: RegionLogits, draw: TokenDraw, span: Span, steps: int, mask_id: int
     ) -> None:
         """Decode every masked position of ``x`` [B, L] in ``[span.region_start, span.end)`` in ``steps`` steps."""
         lo, hi = span.region_start, span.end
@@ -44,7 +44,7 @@ class ConfidenceSampler:
             k = [row[i] for row in counts]
             if not any(k):
                 continue  # nothing to reveal: the forward call would change nothing
-            logits = denoiser(x)[:, lo:hi].contiguous()  # [B, R, V]; softmax on a strided slice is slow
+            logits = logits_fn(x).contiguous()  # [B, R, V]; softmax on a strided slice is slow
             x0 = draw(logits)  # [B, R]
             score = self.rule(logits, x0, draw.generator)  # [B, R]
             masked = region == mask_id  # [B, R]
