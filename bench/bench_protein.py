@@ -7,6 +7,8 @@
    (``maskzoo.core.attention``: SDPA on CPU; xformers and SDPA on CUDA when a GPU is present). The two are timed in
    alternation (pairs), so load on a shared machine hits both alike; ``speedup`` = median of ``t_fair / t_maskzoo``.
    The max |logit difference| is recorded too.
+3. Training (CPU): residues/s of the DSM recipe's step (4 x 192 and 6 x 320 models, 2,064-token batches of crops
+   of 256), packed rows vs padded token-budget batches, fp32 vs bf16 autocast (``--only-train`` runs this alone).
 2. Generation: ``maskzoo protein generate``'s sampler (random remasking, temperature 1) on the embedded default model,
    batch of 4, ``steps = length / 4``; residues per second and peak memory against length.
 
@@ -201,6 +203,57 @@ def bench_generation(lengths, num, threads, device):
     return rows
 
 
+def _train_step_time(model, loss_fn, opt, batch, bf16: bool) -> float:
+    t0 = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss, _ = loss_fn(model, batch)
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def bench_train_speed(sizes, max_tokens: int, crop_len: int, steps: int) -> list[dict]:
+    """Training residues/s of the DSM recipe's step on CPU: packed rows vs token-budget padded batches, fp32 vs
+    bf16 autocast. The four variants run in alternation, one step each per round (load on a shared machine hits
+    all alike); the first round is warm-up. Residues = maskable tokens (padding and specials excluded)."""
+    from maskzoo.core.losses import DiffusionLoss
+    from maskzoo.protein.dataset import TokenBudgetLoader, load_examples
+    from maskzoo.protein.model import ESM2, ESM2Config
+    from maskzoo.protein.packing import PackedLoader
+    from maskzoo.protein.training import resolve_data_path
+
+    examples = load_examples(resolve_data_path("pkg:pdb_train.fasta"))
+    rows = []
+    for layers, dim, heads in sizes:
+        torch.manual_seed(0)
+        model = ESM2(ESM2Config(layers, dim, heads)).train()
+        opt = torch.optim.AdamW(model.parameters(), 1e-4)
+        loss_fn = DiffusionLoss(model.mask_id)
+        variants = {(packed, bf16): {"s": 0.0, "res": 0, "pad": 0, "tok": 0} for packed in (True, False)
+                    for bf16 in (False, True)}  # fmt: skip
+        loaders = {p: (PackedLoader if p else TokenBudgetLoader)(examples, max_tokens, crop_len, seed=1)
+                   for p in (True, False)}  # fmt: skip
+        for r in range(steps + 1):
+            batches = {p: next(loaders[p]) for p in (True, False)}
+            for (packed, bf16), acc in variants.items():
+                b = batches[packed]
+                dt = _train_step_time(model, loss_fn, opt, b, bf16)
+                if r > 0:
+                    acc["s"] += dt
+                    acc["res"] += int(b["maskable"].sum())
+                    acc["tok"] += b["input_ids"].numel()
+                    acc["pad"] += int((b["attention_mask"] == 0).sum())
+        for (packed, bf16), acc in variants.items():
+            row = {"layers": layers, "embed_dim": dim, "packed": packed, "precision": "bf16" if bf16 else "fp32",
+                   "residues_per_s": acc["res"] / acc["s"], "padding_fraction": acc["pad"] / acc["tok"],
+                   "steps": steps}  # fmt: skip
+            rows.append(row)
+            print(f"train {layers}x{dim} {'packed' if packed else 'padded'} {row['precision']}: "
+                  f"{row['residues_per_s']:7.0f} residues/s, padding {row['padding_fraction']:.1%}", flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -209,6 +262,8 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256, 512])
     ap.add_argument("--gen-num", type=int, default=4)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--train-steps", type=int, default=6, help="rounds of the training-speed comparison")
+    ap.add_argument("--only-train", action="store_true", help="run only the training-speed comparison")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -221,9 +276,14 @@ def main() -> None:
             "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
         },  # fmt: skip
-        "forward": bench_forward(args.lengths, args.batch, args.repeats, device),
-        "generation": bench_generation(args.lengths, args.gen_num, args.threads, args.device),
     }
+    if not args.only_train:
+        result["forward"] = bench_forward(args.lengths, args.batch, args.repeats, device)
+        result["generation"] = bench_generation(args.lengths, args.gen_num, args.threads, args.device)
+    if device.type == "cpu":
+        result["train_speed"] = bench_train_speed([(4, 192, 6), (6, 320, 20)], 2064, 256, args.train_steps)
+    if args.only_train and RESULTS.is_file():
+        result = {**json.loads(RESULTS.read_text()), "train_speed": result["train_speed"]}
     from maskzoo.core.fileio import atomic_open
 
     with atomic_open(RESULTS, "w") as f:

@@ -113,3 +113,19 @@ def test_generation_block_gives_the_defaults(tiny_dsm_dir, tmp_path, capsys):
     assert main(["protein", "generate", "--checkpoint", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "generation.temperature" in err
+
+
+def test_evaluate_out_keeps_other_files_and_refuses_a_regular_file(tmp_path, capsys):
+    gen = tmp_path / "g.fasta"
+    gen.write_text(">g0\nMKTAYIAKQRQISF\n>g1\nGSHMLEDPVAGKLVW\n")
+    small = ["--reference", str(gen), "--train", str(gen), "--no-plots"]
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    assert main(["protein", "evaluate", str(gen), "--out", str(out), *small]) == 0
+    assert (out / "notes.txt").read_text() == "mine\n" and (out / "report.md").is_file()
+    capsys.readouterr()
+    regular = tmp_path / "file.txt"
+    regular.write_text("keep\n")
+    assert main(["protein", "evaluate", str(gen), "--out", str(regular), *small]) == 2
+    assert regular.read_text() == "keep\n" and capsys.readouterr().err.count("\n") == 1

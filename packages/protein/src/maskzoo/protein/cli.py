@@ -257,8 +257,12 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from maskzoo.protein.report import evaluate_command
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # checked before any work
+        raise UserError(f"--out {args.out}: exists and is not a directory (the report is a directory)")
     apply_common_options(args)
     evaluate_command(args)
     status(f"report written to {args.out}/report.md")
