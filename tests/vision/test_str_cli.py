@@ -48,7 +48,7 @@ def test_tab_separated_output_in_input_order(ckpt, crops, capsys):
 def test_jsonl_with_confidences_for_each_mode(ckpt, crops, capsys, tmp_path, mode):
     out = tmp_path / "out.jsonl"
     rc = main(["vision", "read-text", *map(str, crops), "--checkpoint", str(ckpt), "--jsonl", "--mode", mode,
-               "--steps", "2", "--batch-size", "2", "--output", str(out)])
+               "--steps", "2", "--batch-size", "2", "--out", str(out)])
     assert rc == 0 and capsys.readouterr().out == ""
     rows = [json.loads(ln) for ln in out.read_text().splitlines()]
     assert [r["image"] for r in rows] == [str(p) for p in crops]
@@ -70,7 +70,7 @@ def test_bad_inputs_exit_2_with_one_line_and_no_output_file(ckpt, crops, tmp_pat
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     out = tmp_path / "out.tsv"
-    r = _cli(str(crops[0]), str(bad), "--checkpoint", str(ckpt), "--output", str(out))
+    r = _cli(str(crops[0]), str(bad), "--checkpoint", str(ckpt), "--out", str(out))
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and "notes.png" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
@@ -78,7 +78,7 @@ def test_bad_inputs_exit_2_with_one_line_and_no_output_file(ckpt, crops, tmp_pat
 
 @pytest.mark.parametrize("args, needle", [
     (["missing.png"], "not found"),
-    (["--steps", "0"], "positive integer"),
+    (["--steps", "0"], "--steps"),
     (["--mode", "beam"], "invalid choice"),
     (["--checkpoint", "no-such-model"], "no-such-model"),
 ])
