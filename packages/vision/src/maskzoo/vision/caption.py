@@ -21,6 +21,7 @@ from PIL import Image
 from maskzoo.core.errors import UserError
 from maskzoo.core.sampling import generate
 from maskzoo.vision.data import check_prompt, open_image
+from maskzoo.vision.images import to_rgb
 from maskzoo.vision.model import VisionLanguageModel
 from maskzoo.vision.template import encode_prompt, get_template
 from maskzoo.vision.tokenizer import Tokenizer
@@ -159,7 +160,7 @@ class Captioner:
 
 def _as_image(im: ImageLike) -> Image.Image:
     if isinstance(im, Image.Image):
-        return im.convert("RGB")
+        return to_rgb(im)
     return open_image(im)
 
 

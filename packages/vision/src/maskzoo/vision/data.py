@@ -22,27 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from maskzoo.core.errors import UserError
+from maskzoo.vision.images import load_image
 from maskzoo.vision.scenes import SceneGenerator
 from maskzoo.vision.template import ChatTemplate, encode_conversation, pad_batch
 from maskzoo.vision.tokenizer import IMAGE_TOKEN, Tokenizer
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """Read an image fully (RGB); a missing, non-image or truncated file is a :class:`UserError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"image not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()  # decode now: truncated data fails here, not later
-            return im.convert("RGB")
-    except UnidentifiedImageError:
-        raise UserError(f"{path}: not an image file") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise UserError(f"{path}: unreadable or truncated image ({str(e).splitlines()[0] if str(e) else 'decode error'})") from None
+    """Read an image fully as RGB (:func:`maskzoo.vision.images.load_image`: EXIF orientation, 16-bit scaling,
+    transparency over white, first frame of an animation); a bad file is a :class:`UserError`."""
+    return load_image(path)
 
 
 @dataclass
