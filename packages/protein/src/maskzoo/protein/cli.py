@@ -249,8 +249,11 @@ def _embed(args: argparse.Namespace) -> int:
     records = read_fasta(args.fasta, unique_ids=True)
     device = apply_common_options(args)
     model = _load(args, device)
-    emb = embed_sequences(model, [r.seq for r in records], [r.id for r in records], args.layer, args.per_residue,
-                          args.max_tokens)  # fmt: skip
+    from maskzoo.core.progress import progress
+
+    with progress(total=len(records), desc="embedding", unit="seq") as bar:
+        emb = embed_sequences(model, [r.seq for r in records], [r.id for r in records], args.layer,
+                              args.per_residue, args.max_tokens, progress=bar.update)  # fmt: skip
     save_embeddings(emb, args.out)
     status(f"embedded {len(records)} sequence(s) into {args.out}")
     return 0

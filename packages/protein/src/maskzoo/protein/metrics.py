@@ -199,7 +199,10 @@ class NearestNeighbour:
         q = self._presence(queries).to_dense().T  # [8000, Q]
         shared = torch.sparse.mm(self.matrix, q)  # [N_train, Q] shared 3-mers
         top = shared.topk(min(self.candidates, len(self.train)), dim=0).indices  # [c, Q]
-        return [max(identity(s, self.train[int(i)]) for i in top[:, j]) for j, s in enumerate(queries)]
+        from maskzoo.core.progress import progress
+
+        bar = progress(enumerate(queries), total=len(queries), desc="nearest training chains", unit="seq")
+        return [max(identity(s, self.train[int(i)]) for i in top[:, j]) for j, s in bar]
 
 
 # ------------------------------------------------------------------------------------------------ summary
