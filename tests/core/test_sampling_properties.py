@@ -52,7 +52,19 @@ def _is_real(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def expected_valid(remasking, gen_length, steps, block_length, temperature, top_k, top_p, cfg_scale) -> bool:
+def expected_valid(
+    remasking, gen_length, steps, block_length, temperature, top_k, top_p, cfg_scale, cache, threshold, factor
+) -> bool:
+    if cache is not None:
+        return False  # the toy model is a plain callable: no key/value cache (and unknown names are refused)
+    if threshold is not None and not (_is_real(threshold) and 0 < threshold <= 1):
+        return False
+    if factor is not None and not (_is_real(factor) and factor > 0):
+        return False
+    if (threshold is not None or factor is not None) and (
+        (threshold is not None and factor is not None) or remasking not in ("low_confidence", "margin")
+    ):
+        return False
     if remasking not in SAMPLERS or not _is_int(gen_length, 0) or not _is_int(steps, 1):
         return False
     if not _is_real(temperature) or temperature < 0 or not _is_real(cfg_scale) or cfg_scale < 0:
@@ -82,11 +94,11 @@ def lengths(draw):
 
 
 def maybe_odd(good, odd=odd_reals):
-    """``good`` three times out of four, ``odd`` otherwise (one_of alone leans towards its last branches)."""
-    return st.integers(0, 3).flatmap(lambda i: odd if i == 0 else good)
+    """``good`` seven times out of eight, ``odd`` otherwise (one_of alone leans towards its last branches)."""
+    return st.integers(0, 7).flatmap(lambda i: odd if i == 0 else good)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     remasking=maybe_odd(st.sampled_from(REMASKING), st.just("nope")),
     sizes=lengths(),
@@ -94,22 +106,31 @@ def maybe_odd(good, odd=odd_reals):
     top_k=maybe_odd(st.one_of(st.none(), st.integers(1, 9)), st.sampled_from([0, -1, 2.0, True])),
     top_p=maybe_odd(st.one_of(st.none(), st.floats(0.05, 1.0))),
     cfg_scale=maybe_odd(st.sampled_from([0.0, 1.0])),
+    fast=st.integers(0, 7).flatmap(
+        lambda i: st.just((None, None, None)) if i < 4
+        else st.tuples(st.none(), st.floats(0.05, 1.0), st.none()) if i == 4
+        else st.tuples(st.none(), st.none(), st.floats(0.1, 4.0)) if i == 5
+        else st.tuples(st.sampled_from([None, "prefix", "dual", "full", 3]), st.one_of(st.none(), odd_reals),
+                       st.one_of(st.none(), odd_reals))
+    ),
     batch=st.integers(1, 3),
     prompt_len=st.integers(1, 4),
     seed=st.integers(0, 2**16),
 )
 def test_generate_valid_settings_run_and_invalid_ones_raise_user_error(
-    remasking, sizes, temperature, top_k, top_p, cfg_scale, batch, prompt_len, seed
+    remasking, sizes, temperature, top_k, top_p, cfg_scale, fast, batch, prompt_len, seed
 ):
     gen_length, steps, block_length = sizes
+    cache, threshold, factor = fast
     prompt = torch.randint(0, MASK, (batch, prompt_len), generator=torch.Generator().manual_seed(seed))
-    args = (remasking, gen_length, steps, block_length, temperature, top_k, top_p, cfg_scale)
+    args = (remasking, gen_length, steps, block_length, temperature, top_k, top_p, cfg_scale, cache, threshold, factor)
     valid = expected_valid(*args)
     event("valid" if valid else "invalid")
     try:
         out = generate(
             MODEL, prompt, gen_length=gen_length, steps=steps, block_length=block_length, temperature=temperature,
-            remasking=remasking, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale,
+            remasking=remasking, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale, cache=cache, threshold=threshold,
+            factor=factor,
             generator=torch.Generator().manual_seed(seed),
         )
     except UserError as err:
