@@ -1,0 +1,48 @@
+"""A DSM ``config.json`` with a wrong, missing or absurd field fails with one line naming the field, before any
+weights are allocated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from maskzoo.core.errors import UserError
+from maskzoo.protein.checkpoints import load_model
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"num_layers": "4"}, "num_layers"),
+        ({"embed_dim": 10**9}, "parameters.*size field"),
+        ({"num_layers": 10**6}, "parameters.*size field"),
+        ({"attention_heads": 0}, "attention_heads"),
+        ({"attention_heads": 5}, "not divisible"),
+        ({"vocab_size": 40}, "vocab_size"),
+        ({"max_seq_len": -1}, "max_seq_len"),
+        ({"token_dropout": "no"}, "token_dropout"),
+        ({"colour": 1}, "colour"),
+        ({"embed_dim": None}, "embed_dim"),
+    ],
+)
+def test_bad_config_field_is_named(tiny_dsm_dir, tmp_path, change, match):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_dsm_dir, d)
+    meta = json.loads((d / "config.json").read_text())
+    meta["config"].update(change)
+    (d / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=match) as e:
+        load_model(d)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_field_is_named(tiny_dsm_dir, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_dsm_dir, d)
+    meta = json.loads((d / "config.json").read_text())
+    del meta["config"]["embed_dim"]
+    (d / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError):  # a default exists: loading then fails on the weights' shapes, one line
+        load_model(d)
