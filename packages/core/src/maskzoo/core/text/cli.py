@@ -56,7 +56,8 @@ def register(areas: argparse._SubParsersAction) -> None:
     p.add_argument("--max-windows", type=positive_int, default=64, metavar="N",
                    help="number of validation windows (default: %(default)s)")
     p.add_argument("--num-samples", type=positive_int, default=16, metavar="K",
-                   help="Monte Carlo draws per window for the diffusion ELBO (default: %(default)s)")
+                   help="Monte Carlo draws per window for the diffusion ELBO, an even number (antithetic pairs) "
+                        "(default: %(default)s)")
     add_batch_size_option(p, 16)
     add_output_options(p, jsonl=False, what="result (one JSON line)")
     add_common_options(p)
@@ -100,11 +101,16 @@ def _format_samples(texts: list[str], prompt: str, *, jsonl: bool) -> str:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from maskzoo.core.errors import UserError
     from maskzoo.core.text.evaluate import evaluate_bits_per_char
     from maskzoo.core.text.model import load_text_model
 
+    if args.num_samples % 2:
+        raise UserError(f"--num-samples must be even (draws come in antithetic pairs), got {args.num_samples}")
     device = apply_common_options(args)
     model, tok = load_text_model(args.checkpoint, device=device)
+    if args.seq_len > model.config.max_seq_len:
+        raise UserError(f"--seq-len {args.seq_len} exceeds the model's context of {model.config.max_seq_len}")
     t0 = time.perf_counter()
     result = evaluate_bits_per_char(model, tok, text_path=args.text, seq_len=args.seq_len,
                                     max_windows=args.max_windows, num_samples=args.num_samples,
@@ -117,8 +123,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from maskzoo.core.errors import UserError
     from maskzoo.core.text.train import train_from_recipe
 
+    if not Path(args.config).is_file():
+        raise UserError(f"recipe not found: {args.config} (run from the repository root, or pass --config FILE)")
     apply_common_options(args)
     overrides = [*args.overrides, *(["train.progress=false"] if args.quiet else [])]
     out = train_from_recipe(args.config, overrides, resume=not args.no_resume)
