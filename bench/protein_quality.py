@@ -6,7 +6,9 @@ Spearman on a deep mutational scan the models never saw.
 
 ``curves`` reads each run's ``metrics.jsonl`` (``eval/val_elbo_bits`` with ``eval/wall_s``, written by
 ``maskzoo protein train``) and plots bits per residue against wall-clock minutes beside the unigram entropy of the
-training chains; writes ``bench/results/protein_curves.png`` and ``.json``.
+training chains; writes ``bench/results/protein_curves.png`` and ``.json``. A resumed run's clock restarts at 0; its
+times are continued from the last evaluation before the restart (the minutes between that evaluation and the restart
+are left out).
 
 ``dms`` scores ``bench/data/BLAT_ECOLX_Stiffler2015.csv``: TEM-1 beta-lactamase single mutants with their fitness
 at 2,500 ug/ml ampicillin (Stiffler et al. 2015, Cell 160:882; the table as distributed with fair-esm's ESM-1v
@@ -82,7 +84,12 @@ def curves(runs: list[str], out_png: Path) -> dict:
     for run in runs:
         rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line]
         evals = [r for r in rows if "eval/val_elbo_bits" in r]
-        pts = [(r["eval/wall_s"] / 60, r["eval/val_elbo_bits"], r["step"]) for r in evals]
+        pts, offset, last = [], 0.0, 0.0
+        for r in evals:  # a resumed run restarts its clock: continue from the last time before the restart
+            if r["eval/wall_s"] < last:
+                offset += last
+            last = r["eval/wall_s"]
+            pts.append(((offset + last) / 60, r["eval/val_elbo_bits"], r["step"]))
         name = Path(run).name
         result["runs"][name] = [{"minutes": m, "val_elbo_bits": b, "step": s} for m, b, s in pts]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
