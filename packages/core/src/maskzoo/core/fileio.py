@@ -319,7 +319,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     created = _make_dirs(target.parent)
     fresh = not target.exists()
     home = target.parent if fresh else target  # the staging dir lives on the destination's file system
-    clean_stale_temporaries(home)
+    clean_stale_temporaries(target.parent)
+    if not fresh:
+        clean_stale_temporaries(target)
     try:
         stage = Path(tempfile.mkdtemp(prefix=_temp_prefix(target.name), suffix=".tmp", dir=home))
     except OSError as e:
