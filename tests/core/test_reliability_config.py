@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import torch
@@ -224,3 +225,47 @@ def test_validate_config_accepts_good_and_unknown_when_allowed():
     with pytest.raises(UserError, match=r"unknown field\(s\) \['zzz'\]"):
         validate_config(Model, {**good, "zzz": 1}, "cfg")
     assert validate_config(Model, {**good, "zzz": 1}, "cfg", allow_unknown=True)["zzz"] == 1
+
+
+# --------------------------------------------------------------------------------------------- published LLaDA
+
+
+LLADA_DIR = Path(__file__).parent / "fixtures" / "llada" / "llada_tiny"
+
+
+@pytest.fixture
+def llada(tmp_path):
+    dst = tmp_path / "llada"
+    shutil.copytree(LLADA_DIR, dst)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"n_layers": "2"}, r"field 'n_layers' must be an integer"),
+        ({"rope_theta": None, "d_model": 64.5}, r"field 'd_model' must be an integer"),
+        ({"rms_norm_eps": float("inf")}, r"field 'rms_norm_eps' must be finite"),
+        ({"weight_tying": "false"}, r"field 'weight_tying' must be true or false"),
+        ({"n_layers": 10**9}, r"parameters, beyond the limit"),
+        ({"embedding_size": 10**9, "vocab_size": 10**9}, r"1.28e\+11 parameters"),
+        ({"n_layers": 1000}, r"weights hold"),
+        ({"torch_dtype": "bfloat16"}, r"stored as float32 but config.json declares bfloat16"),
+        ({"torch_dtype": "int8"}, r"dtype 'int8' is not one of"),
+    ],
+)
+def test_published_llada_config_fields_are_checked(llada, fields, match):
+    meta = json.loads((llada / "config.json").read_text())
+    meta.update(fields)
+    (llada / "config.json").write_text(json.dumps(meta))
+    t0 = time.perf_counter()
+    with pytest.raises(UserError, match=match):
+        load_model(llada)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_published_llada_with_its_declared_dtype_loads(llada):
+    meta = json.loads((llada / "config.json").read_text())
+    meta["torch_dtype"] = "float32"
+    (llada / "config.json").write_text(json.dumps(meta))
+    assert next(load_model(llada).parameters()).dtype == torch.float32

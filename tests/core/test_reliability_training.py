@@ -231,3 +231,9 @@ def test_a_broken_eval_setting_fails_before_the_first_update(tmp_path):
     with pytest.raises(UserError, match="eval.windows=0"):
         _trainer(tmp_path, loss=loss_fn, eval_fn=eval_fn).fit()
     assert calls == []
+
+
+def test_a_directory_where_the_metrics_log_goes_fails_at_start(tmp_path):
+    (tmp_path / "metrics.jsonl").mkdir()
+    with pytest.raises(UserError, match="metrics.jsonl: exists and is not a regular file"):
+        _trainer(tmp_path)

@@ -373,7 +373,7 @@ class _LLaDAFields:
     n_kv_heads: int | None = None
     multi_query_attention: bool | None = None
     mlp_hidden_size: int | None = None
-    mlp_ratio: int | None = None
+    mlp_ratio: float | None = None
     embedding_size: int | None = None
     vocab_size: int | None = None
     mask_token_id: int | None = None

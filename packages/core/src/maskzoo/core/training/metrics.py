@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from maskzoo.core.errors import UserError
 from maskzoo.core.fileio import atomic_open
 
 
@@ -33,6 +34,8 @@ class MetricsLogger:
         self.path = Path(path) if path is not None else None
         self._f = None
         if self.path is not None:
+            if self.path.exists() and not self.path.is_file():  # fail at the start, not at the first row
+                raise UserError(f"{self.path}: exists and is not a regular file; the metrics log cannot go there")
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def log(self, row: dict[str, Any]) -> None:
