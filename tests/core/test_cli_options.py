@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import subprocess
 import sys
 
@@ -202,3 +203,53 @@ def test_version_lines(capsys):
             cli.main(argv)
         assert e.value.code == 0
         assert capsys.readouterr().out.startswith("maskzoo-core ")
+
+
+def test_thread_default_respects_omp_num_threads(monkeypatch):
+    from maskzoo.core import threads
+
+    cores = threads.physical_cores()
+    assert 1 <= cores <= (os.cpu_count() or 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "zero")
+    assert threads.default_threads() == cores
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert threads.default_threads() == cores
+
+
+def test_progress_policy(monkeypatch, capsys):
+    from maskzoo.core import progress
+
+    monkeypatch.setenv("MASKZOO_PROGRESS", "1")
+    assert progress.bars_enabled() and not progress.bars_enabled(quiet=True)
+    assert list(progress.progress(range(3), desc="x", unit="seq")) == [0, 1, 2]
+    assert "3/3" in capsys.readouterr().err
+    monkeypatch.setenv("MASKZOO_PROGRESS", "0")
+    assert not progress.bars_enabled()
+    monkeypatch.delenv("MASKZOO_PROGRESS")
+    assert not progress.bars_enabled()  # stderr is not a terminal under pytest
+    progress.status("hello")
+    progress.set_quiet(True)
+    progress.status("hidden")
+    progress.set_quiet(False)
+    assert capsys.readouterr().err == "maskzoo: hello\n"
+
+
+def test_forward_progress_counts_calls_or_rows(monkeypatch, capsys):
+    import torch
+
+    from maskzoo.core.progress import forward_progress
+
+    monkeypatch.setenv("MASKZOO_PROGRESS", "1")
+    model = torch.nn.Linear(2, 2)
+    with forward_progress(model, 6, desc="scoring", unit="seq", rows=True) as bar:
+        model(torch.zeros(4, 2))
+        model(torch.zeros(2, 2))
+        assert bar.n == 6
+    with forward_progress(model, 2, desc="steps") as bar:
+        model(torch.zeros(4, 2))
+        assert bar.n == 1
+    model(torch.zeros(1, 2))  # the hook is gone
+    assert bar.n == 1 and not model._forward_hooks
+    capsys.readouterr()

@@ -42,7 +42,7 @@ def bars_enabled(quiet: bool | None = None) -> bool:
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
-             quiet: bool | None = None, unit_scale: bool = False, leave: bool = False) -> Any:
+             quiet: bool | None = None, unit_scale: bool = False, leave: bool = True) -> Any:
     """A tqdm bar on stderr over ``iterable`` (or updated by hand up to ``total``); silent when disabled.
 
     ``unit`` names what is counted (``"seq"``, ``"tok"``, ``"step"``); ``unit_scale=True`` writes 12.3k.
