@@ -29,7 +29,7 @@ class PositionTable(nn.Module):
         return self.table[: ids.shape[1]].expand(ids.shape[0], -1, -1)  # [B, L, V]
 
     def nll_bits(self, seq: str) -> float:
-        logp = torch.log_softmax(self.table, -1)
+        logp = torch.log_softmax(self.table.detach(), -1)
         return -sum(float(logp[i + 1, A.esm.get_idx(c)]) for i, c in enumerate(seq)) / (len(seq) * math.log(2))
 
 
