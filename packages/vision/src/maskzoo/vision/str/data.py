@@ -46,7 +46,9 @@ class DataConfig:
 
 
 class CropStream:
-    """Endless ``{"images": [B, C, 32, 128], "targets": [B, L]}`` batches; ``state_dict`` = batch counter."""
+    """Endless ``{"images": [B, C, 32, 128], "targets": [B, L]}`` batches; ``state_dict`` = batch counter.
+
+    One process (the CPU recipes); under torchrun every rank would draw the same batches."""
 
     def __init__(self, real: Crops, alphabet: Alphabet, config: DataConfig, *, seed: int = 0, in_chans: int = 1,
                  size: tuple[int, int] = (32, 128)) -> None:

@@ -138,7 +138,7 @@ class TimmEncoder(nn.Module):
         if weights:
             from safetensors.torch import load_file
 
-            self.body.load_state_dict(load_file(weights), strict=False)
+            self.body.load_state_dict(load_file(weights))  # strict: every tensor must match
         with torch.no_grad():
             probe = self.body(torch.zeros(1, in_chans, *image_size))[-1]  # [1, C, h, w]
         self.out_dim = probe.shape[1]

@@ -148,12 +148,13 @@ class Reading:
     eos_confidence: float
 
 
-MODES: dict[str, Callable[..., Decoded]] = {
-    "parallel": decode_parallel,
-    "low_confidence": decode_low_confidence,
-    "autoregressive": decode_autoregressive,
-    "semi_autoregressive": decode_semi_autoregressive,
-    "cloze": decode_cloze,
+#: mode name -> (decoding function, the name of its one option or None)
+MODES: dict[str, tuple[Callable[..., Decoded], str | None]] = {
+    "parallel": (decode_parallel, None),
+    "low_confidence": (decode_low_confidence, "steps"),
+    "autoregressive": (decode_autoregressive, None),
+    "semi_autoregressive": (decode_semi_autoregressive, "block_length"),
+    "cloze": (decode_cloze, "steps"),
 }
 
 
@@ -165,15 +166,12 @@ def check_mode(model: STRModel, mode: str) -> None:
         raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
 
 
-def _decode(model: STRModel, memory: Tensor, mode: str, steps: int | None, block_length: int | None) -> Decoded:
+def _decode(model: STRModel, memory: Tensor, mode: str, options: dict[str, int | None]) -> Decoded:
     if model.causal:
         return decode_causal(model, memory)
-    fn = MODES[mode]
-    if mode in ("low_confidence", "cloze") and steps is not None:
-        return fn(model, memory, steps)
-    if mode == "semi_autoregressive" and block_length is not None:
-        return fn(model, memory, block_length)
-    return fn(model, memory)
+    fn, option = MODES[mode]
+    value = options.get(option) if option else None
+    return fn(model, memory) if value is None else fn(model, memory, value)
 
 
 def to_batch(model: STRModel, images: Sequence[Image.Image]) -> Tensor:
@@ -201,7 +199,7 @@ def read_text(model: STRModel, images: Sequence[Image.Image] | Tensor, mode: str
     for lo in range(0, n, batch_size):
         chunk = images[lo : lo + batch_size]
         x = chunk if isinstance(chunk, Tensor) else to_batch(model, chunk)
-        ids, conf = _decode(model, model.encode(x.to(device)), mode, steps, block_length)
+        ids, conf = _decode(model, model.encode(x.to(device)), mode, {"steps": steps, "block_length": block_length})
         out.extend(_reading(model, row, c) for row, c in zip(ids.cpu(), conf.cpu()))
     return out
 
