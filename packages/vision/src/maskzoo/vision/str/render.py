@@ -39,7 +39,7 @@ def font_files() -> tuple[Path, ...]:
     try:
         import matplotlib
     except ImportError:
-        raise UserError("synthetic text rendering needs matplotlib's fonts: pip install matplotlib") from None
+        raise UserError("synthetic text rendering needs matplotlib's fonts: pip install 'maskzoo-vision[str-train]'") from None
     root = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     found = tuple(root / f for f in _FONT_FILES if (root / f).is_file())
     if not found:
