@@ -126,3 +126,38 @@ def test_plain_callables_and_bad_options_raise_user_error(model):
             generate(model, prompt, **kw, **bad)
     with pytest.raises(UserError, match="infilling"):
         generate(model, torch.tensor([[1, 60, 3]]), cache="prefix", **kw)
+
+
+def test_dilated_groups_are_non_adjacent_coarse_to_fine():
+    from maskzoo.core.sampling.dilated import dilation_groups
+
+    assert dilation_groups(8) == [[0, 4], [2, 6], [1, 3, 5, 7]]
+    for b in range(1, 40):
+        groups = dilation_groups(b)
+        assert sorted(i for g in groups for i in g) == list(range(b))
+        assert len(groups) == max(1, (b - 1).bit_length())  # ceil(log2 b) steps
+        if b >= 3:  # a block of 2 in one step cannot avoid adjacency
+            assert all(j - i >= 2 for g in groups for i, j in zip(g, g[1:], strict=False))
+
+
+@pytest.mark.parametrize("cache", [None, "dual"])
+def test_dus_uses_log2_calls_per_block_with_any_cache(model, cache):
+    calls = []
+    hook = model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        out = generate(model, torch.tensor([PROMPTS[0]]), gen_length=32, steps=32, block_length=16,
+                       remasking="dus", cache=cache)
+    finally:
+        hook.remove()
+    assert len(calls) == 2 * 4 and not bool((out == 60).any())
+
+
+def test_remdm_remasks_and_still_fills_every_position(model):
+    from maskzoo.core.sampling.remdm import ReMDMSampler
+
+    out = generate(model, torch.tensor([PROMPTS[0]] * 3), gen_length=16, steps=32, block_length=16,
+                   remasking=ReMDMSampler(eta=0.5, strategy="rescale"), temperature=1.0,
+                   generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3, 25) and not bool((out == 60).any())
+    with pytest.raises(UserError, match="strategy"):
+        ReMDMSampler(strategy="loop")

@@ -158,3 +158,17 @@ def test_oracle_conditionals_are_the_joint_marginals_when_all_masked():
     for i in range(LENGTH):
         marginal = torch.zeros(TOKENS, dtype=torch.float64).index_add_(0, SEQS[:, i], joint)
         torch.testing.assert_close(logits[0, i, :TOKENS].exp(), marginal)
+
+
+@pytest.mark.parametrize(
+    "strategy, eta", [("cap", 0.005), pytest.param("rescale", 0.01, marks=pytest.mark.slow)]
+)
+def test_remdm_with_remasking_still_samples_the_joint(strategy, eta):
+    """ReMDM keeps the forward marginals for any sigma <= sigma_max: with an exact denoiser and a fine grid the
+    samples follow the joint, although decoded tokens are remasked along the way. Sigma is a per-step
+    probability: a large one makes many tokens change in one step, as too few steps would, and the test rejects that
+    (eta 0.2 gives p ~ 1e-28)."""
+    from maskzoo.core.sampling.remdm import ReMDMSampler
+
+    pvalue, _ = _sample(ReMDMSampler(eta=eta, strategy=strategy), steps=500)
+    assert pvalue > 1e-3

@@ -12,7 +12,19 @@ margin / entropy    same loop, confidence = top-2 probability margin / negative 
 random              same loop, uniformly random positions
 first_hitting       Zheng et al. 2024: one uniformly random position per step (``steps == gen_length``)
 ancestral           MDLM / MD4 ancestral sampling over ``schedule`` with cached p(x0)
+dus                 dilated unmasking (Luxembourg et al. 2025): ceil(log2 block) steps, non-adjacent groups
+remdm               ReMDM (Wang et al. 2025): ancestral sampling that remasks decoded tokens (cap, eta 0.04)
 ==================  ==========================================================================================
+
+``remasking`` may also be a sampler object (anything with ``fill_block``, e.g. ``ReMDMSampler(eta=0.1,
+strategy="rescale")``): per step it decides how many tokens to reveal and which.
+
+Fast decoding (Fast-dLLM, Wu et al. 2025, arXiv 2505.22618) composes with every sampler: ``cache="prefix"`` or
+``"dual"`` reuses keys/values within a block (:mod:`.caches`); ``threshold=`` / ``factor=`` make the number of
+tokens per step adaptive (:mod:`.parallel`, with the low_confidence or margin score). With temperature 0,
+low_confidence and batch 1 these reproduce Fast-dLLM v1's ``generate``, ``generate_with_prefix_cache`` and
+``generate_with_dual_cache`` token for token, with no more forward calls; every row keeps its own counts, so
+batches of prompts of different lengths give, row by row, what each prompt gives alone.
 
 Mask tokens inside the prompt are filled too (infilling), as part of the first block; with ``gen_length=0`` only
 they are. A prompt without masks gives exactly what LLaDA's reference ``generate()`` gives. The confidence samplers
@@ -38,6 +50,7 @@ from .ancestral import AncestralSampler
 from .caches import CACHES, RegionLogits
 from .confidence import CONFIDENCE_RULES
 from .counts import Span, block_spans
+from .dilated import DilatedSampler
 from .draw import TokenDraw
 from .first_hitting import FirstHittingSampler
 from .model_io import (
@@ -52,6 +65,7 @@ from .model_io import (
 from .parallel import Factor, ParallelSampler, Threshold, float64_probability
 from .prompts import PromptInput, batch_prompts
 from .remasking import ConfidenceSampler
+from .remdm import ReMDMSampler
 from .stopping import rows_finished, trim_after_eos
 
 
@@ -69,6 +83,8 @@ SAMPLERS: dict[str, Callable[[object | None], Sampler]] = {
     },
     "first_hitting": lambda schedule: FirstHittingSampler(),
     "ancestral": lambda schedule: AncestralSampler(schedule),
+    "dus": lambda schedule: DilatedSampler(),
+    "remdm": lambda schedule: ReMDMSampler(schedule),
 }
 
 
@@ -76,7 +92,7 @@ SAMPLERS: dict[str, Callable[[object | None], Sampler]] = {
 PARALLEL_SCORES = {"low_confidence": float64_probability, "margin": CONFIDENCE_RULES["margin"]}
 
 
-def _check_fast(cache: object, threshold: object, factor: object, remasking: str) -> None:
+def _check_fast(cache: object, threshold: object, factor: object, remasking: str | Sampler) -> None:
     """Validate the fast-decoding options ``cache``, ``threshold`` and ``factor``."""
     if cache is not None and (not isinstance(cache, str) or cache not in CACHES):
         raise UserError(f"unknown cache {cache!r}; choose None, 'prefix' or 'dual'")
@@ -86,18 +102,22 @@ def _check_fast(cache: object, threshold: object, factor: object, remasking: str
         raise UserError(f"factor must be > 0, got {factor}")
     if threshold is not None and factor is not None:
         raise UserError("threshold and factor are two rules for the same count; give one of them")
-    if (threshold is not None or factor is not None) and remasking not in PARALLEL_SCORES:
+    if (threshold is not None or factor is not None) and not (
+        isinstance(remasking, str) and remasking in PARALLEL_SCORES
+    ):
         raise UserError(
             f"threshold/factor count confident tokens; they work with remasking "
             f"{' or '.join(PARALLEL_SCORES)}, not {remasking!r}"
         )
 
 
-def _sampler(remasking: str, schedule: object | None, threshold: float | None, factor: float | None) -> Sampler:
+def _sampler(remasking: str | Sampler, schedule: object | None, threshold: float | None, factor: float | None) -> Sampler:
     if threshold is not None:
         return ParallelSampler(PARALLEL_SCORES[remasking], Threshold(float(threshold)))
     if factor is not None:
         return ParallelSampler(PARALLEL_SCORES[remasking], Factor(float(factor)))
+    if not isinstance(remasking, str):
+        return remasking  # a sampler object
     return SAMPLERS[remasking](schedule)
 
 
@@ -150,7 +170,7 @@ def _real(name: str, value: object) -> float:
 
 
 def _check_settings(
-    remasking: str,
+    remasking: str | Sampler,
     gen_length: int,
     steps: int,
     block_length: int,
@@ -160,7 +180,9 @@ def _check_settings(
     cfg_scale: float,
 ) -> int:
     """Validate the sampler settings; returns the steps per block."""
-    if not isinstance(remasking, str) or remasking not in SAMPLERS:
+    if not isinstance(remasking, str) and callable(getattr(remasking, "fill_block", None)):
+        pass  # a sampler object
+    elif not isinstance(remasking, str) or remasking not in SAMPLERS:
         raise UserError(f"unknown remasking {remasking!r}; choose one of {', '.join(SAMPLERS)}")
     gen_length = _int("gen_length", gen_length, 0)
     steps = _int("steps", steps, 1)
@@ -200,7 +222,7 @@ def generate(
     steps: int = 64,
     block_length: int | None = 64,
     temperature: float = 0.0,
-    remasking: str = "low_confidence",
+    remasking: str | Sampler = "low_confidence",
     mask_id: int | None = None,
     *,
     top_k: int | None = None,
@@ -226,7 +248,7 @@ def generate(
         steps: total sampling steps, split evenly over the blocks.
         block_length: semi-autoregressive block size (must divide ``gen_length``); None = one block.
         temperature: 0 = greedy; otherwise float64 Gumbel-max sampling from softmax(logits / T).
-        remasking: sampler name (see the module docstring).
+        remasking: sampler name (see the module docstring) or a sampler object.
         mask_id: mask token; defaults to ``model.mask_id`` / ``model.config.mask_token_id``.
         top_k, top_p: filters applied before sampling (only when ``temperature > 0``).
         cfg_scale: classifier-free guidance weight (LLaDA style, unconditional = prompt masked).
