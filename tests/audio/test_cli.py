@@ -85,3 +85,22 @@ def test_ask_checks_the_question_and_the_length(capsys, wavs, tiny_ckpt, tmp_pat
     rc, out, err = _run(capsys, ["audio", "transcribe", str(wavs[0]), "--checkpoint", tiny_ckpt, "--steps", "3",
                                  "--block-length", "4"])
     assert rc == 2 and "steps" in err and out == ""  # 3 steps cannot split over 2 blocks
+
+
+EMBEDDED = FSDD.parents[2] / "packages" / "audio" / "src" / "maskzoo" / "audio" / "weights" / "fsdd-digits"
+DEMO = FSDD.parent / "audio_demo"
+
+
+@pytest.mark.skipif(not (EMBEDDED / "config.json").is_file(), reason="embedded weights not built")
+def test_embedded_default_transcribes_and_answers_the_demo_files(capsys):
+    refs = [json.loads(x) for x in (DEMO / "reference_transcripts.jsonl").read_text().splitlines()]
+    paths = [str(FSDD.parents[1] / r["audio"]) for r in refs]
+    rc, out, err = _run(capsys, ["audio", "transcribe", *paths, "-q"])
+    assert rc == 0, err
+    hyps = [ln.split("\t")[1] for ln in out.splitlines()]
+    assert len(hyps) == len(refs)
+    digits = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+    assert all(set(h.split()) <= digits for h in hyps)
+    rc, out, err = _run(capsys, ["audio", "ask", *paths, "--question", "is the digit two spoken?", "-q"])
+    assert rc == 0, err
+    assert all(ln.split("\t")[1] in ("yes", "no") for ln in out.splitlines())

@@ -164,6 +164,8 @@ class EncoderPretrainRecipe:
     """weight of the CTC loss"""
     eval_utterances: int = 200
     train: TrainConfig = field(default_factory=TrainConfig)
+    init_from: str | None = None
+    """an encoder directory (:func:`save_encoder`) to start from instead of random weights"""
     run_dir: str = "runs/audio_encoder"
     export: str | None = None
     """directory the encoder is written to at the end (default: run_dir/encoder)"""
@@ -181,6 +183,11 @@ def pretrain_encoder_from_recipe(config_path: str | Path | None, overrides: Sequ
     torch.manual_seed(recipe.train.seed)
     bank = load_bank(str(Path(recipe.data_dir).resolve()))
     model = EncoderWithCTC(WhisperEncoder(cfg))
+    if recipe.init_from:
+        start = load_encoder(recipe.init_from)
+        if start.config != cfg:
+            raise UserError(f"init_from {recipe.init_from}: its encoder config {start.config} differs from {cfg}")
+        model.encoder.load_state_dict(start.state_dict())
     data = DigitUtterances(bank, tuple(recipe.train_speakers), recipe.max_digits, cfg.n_samples,
                            seed=recipe.train.seed)
     held = DigitUtterances(bank, (recipe.heldout_speaker,), recipe.max_digits, cfg.n_samples, seed=10_000,
