@@ -46,3 +46,23 @@ def test_missing_field_is_named(tiny_dsm_dir, tmp_path):
     (d / "config.json").write_text(json.dumps(meta))
     with pytest.raises(UserError):  # a default exists: loading then fails on the weights' shapes, one line
         load_model(d)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("model.attention_heads=5", "attention_heads"),
+        ("data.crop_len=0", "crop_len"),
+        ("diffusion.elbo_samples=-1", "elbo_samples"),
+        ("export={file}", "not a directory"),
+    ],
+)
+def test_bad_recipe_fails_before_training(tmp_path, capsys, override, match):
+    from maskzoo.core.cli import main
+
+    f = tmp_path / "file"
+    f.write_text("x")
+    rc = main(["protein", "train", f"run_dir={tmp_path / 'run'}", override.format(file=f), "train.max_steps=1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and match in err, err
+    assert not (tmp_path / "run" / "checkpoints").exists() and f.read_text() == "x"

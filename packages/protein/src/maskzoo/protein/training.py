@@ -150,12 +150,48 @@ def make_eval_fn(batches: list[dict[str, torch.Tensor]], loss_fn, cfg: Diffusion
     return eval_fn
 
 
+def check_recipe(recipe: ProteinTrainRecipe) -> None:
+    """Every setting that could only fail late (sizes, counts, the export path) checked before any work."""
+    import os
+
+    m, d, f = recipe.model, recipe.data, recipe.diffusion
+    checks = [
+        (recipe.threads >= 0, "threads must be >= 0"),
+        (m.init_from or (1 <= m.num_layers <= 256), "model.num_layers must be in [1, 256]"),
+        (m.init_from or (2 <= m.embed_dim <= 16384), "model.embed_dim must be in [2, 16384]"),
+        (m.init_from or (1 <= m.attention_heads <= m.embed_dim and m.embed_dim % m.attention_heads == 0
+                         and (m.embed_dim // m.attention_heads) % 2 == 0),
+         "model.attention_heads must divide model.embed_dim into an even head size"),
+        (3 <= m.max_seq_len <= 1 << 20, "model.max_seq_len must be in [3, 1048576]"),
+        (d.crop_len >= 1, "data.crop_len must be >= 1"),
+        (d.max_tokens >= 1, "data.max_tokens must be >= 1"),
+        (d.bucket >= 1, "data.bucket must be >= 1"),
+        (d.num_valid >= 0, "data.num_valid must be >= 0 (0 = every validation chain)"),
+        (d.min_len >= 1, "data.min_len must be >= 1"),
+        (f.elbo_samples >= 0, "diffusion.elbo_samples must be >= 0"),
+        (f.time_sampler in ("antithetic", "uniform"), "diffusion.time_sampler must be antithetic or uniform"),
+    ]  # fmt: skip
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"recipe: {message}")
+    if recipe.export:
+        p = os.path.abspath(recipe.export)
+        if os.path.exists(p) and not os.path.isdir(p):
+            raise UserError(f"recipe: export {recipe.export} exists and is not a directory")
+        parent = os.path.dirname(p)
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+            raise UserError(f"recipe: export {recipe.export}: {parent} is not a writable directory")
+
+
 def run_training(recipe: ProteinTrainRecipe, resume: bool = False) -> dict[str, float]:
     """Train as ``recipe`` says; returns the Trainer's final metrics (plus ``wall_s``)."""
     from maskzoo.protein.checkpoints import save_dsm
     from maskzoo.protein.dataset import TokenBudgetLoader, fixed_eval_batches, load_examples
     from maskzoo.protein.packing import PackedLoader
 
+    check_recipe(recipe)
     if recipe.threads > 0:
         torch.set_num_threads(recipe.threads)
     d = recipe.data
