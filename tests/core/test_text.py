@@ -168,6 +168,9 @@ def test_python_api_pipeline_and_generate_text():
         (["text", "eval", "--num-samples", "3"], "--num-samples must be even"),
         (["text", "eval", "--checkpoint", "@TINY", "--seq-len", "65"], "--seq-len 65 exceeds"),
         (["text", "train", "--config", str(RECIPE), "export=@FILE"], "not a directory"),
+        (["text", "train", "--config", str(RECIPE), "data.batch_size=0"], "data.batch_size"),
+        (["text", "train", "--config", str(RECIPE), "eval.num_samples=3"], "eval.num_samples"),
+        (["text", "train", "--config", str(RECIPE), "model.n_heads=3"], "model.n_heads"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, tiny_model_dir, tmp_path, capsys):

@@ -81,6 +81,26 @@ def _ar_loss(tok: CharTokenizer, recipe: TextRecipe):
 OBJECTIVES = {"diffusion": (_diffusion_loss, False), "autoregressive": (_ar_loss, True)}
 
 
+def _validate(recipe: TextRecipe) -> None:
+    """Every recipe field no run can use, refused before any data is read or any step is taken."""
+    m, d, e = recipe.model, recipe.data, recipe.eval
+    checks = [
+        (m.d_model >= 1 and m.n_layers >= 1 and m.n_heads >= 1 and m.max_seq_len >= 2,
+         "model.d_model, model.n_layers, model.n_heads must be >= 1 and model.max_seq_len >= 2"),
+        (m.d_model % m.n_heads == 0, f"model.d_model ({m.d_model}) must be a multiple of model.n_heads ({m.n_heads})"),
+        (m.mlp_hidden is None or m.mlp_hidden >= 1, "model.mlp_hidden must be >= 1"),
+        (d.seq_len >= 2, "data.seq_len must be >= 2"),
+        (d.batch_size >= 1, "data.batch_size must be >= 1"),
+        (0 < d.train_fraction < 1, "data.train_fraction must be in (0, 1)"),
+        (e.windows >= 1, "eval.windows must be >= 1"),
+        (e.num_samples >= 2 and e.num_samples % 2 == 0, "eval.num_samples must be even and >= 2 (antithetic pairs)"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise UserError(f"recipe: {msg}")
+    recipe.train.validate()
+
+
 def _init_weights(model, tok: CharTokenizer, source: str) -> None:
     """Copy the weights of the text model ``source`` into ``model`` (architecture and alphabet must match)."""
     from maskzoo.core.text.model import load_text_model
@@ -101,6 +121,7 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     recipe = load_config(TextRecipe, config_path, list(overrides))
     if recipe.objective not in OBJECTIVES:
         raise UserError(f"objective '{recipe.objective}' is not one of {', '.join(OBJECTIVES)}")
+    _validate(recipe)
     if recipe.data.seq_len > recipe.model.max_seq_len:
         raise UserError(f"data.seq_len={recipe.data.seq_len} exceeds model.max_seq_len={recipe.model.max_seq_len}")
     make_loss, causal = OBJECTIVES[recipe.objective]
