@@ -129,3 +129,16 @@ def test_evaluate_out_keeps_other_files_and_refuses_a_regular_file(tmp_path, cap
     regular.write_text("keep\n")
     assert main(["protein", "evaluate", str(gen), "--out", str(regular), *small]) == 2
     assert regular.read_text() == "keep\n" and capsys.readouterr().err.count("\n") == 1
+
+
+def test_checkpoint_accepts_a_run_directory(tiny_dsm_dir, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_dsm_dir, run / "model")
+    (run / "checkpoints").mkdir()
+    fasta = tmp_path / "s.fasta"
+    fasta.write_text(">a\nMKTAYIAKQR\n")
+    assert main(["protein", "score", str(fasta), "--checkpoint", str(run), "--samples", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("a\t10\t") and "using its exported model" in captured.err
