@@ -63,7 +63,7 @@ def card(meta: dict, heldout: dict, seen: dict, n_heldout: int, n_seen: int, siz
     summary = extra.get("train_summary", {})
     cfg = meta["config"]
     lm, tower = cfg["lm"], cfg["tower"]
-    sampler = extra.get("sampler", {})
+    sampler = extra.get("generation", extra.get("sampler", {}))
     pairs = ", ".join(f"{c} {s}" for c, s in sorted(HELD_OUT_PAIRS))
     t0 = run.get("tower_run", {})
     t0_train = (t0.get("cfg") or {}).get("train", {})

@@ -15,7 +15,7 @@ from maskzoo.vision import Captioner, load_vision_model, save_vision_model
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     model, tok = tiny_vlm(projector="linear", image_newline=True)
-    path = save_vision_model(model, tok, tmp_path_factory.mktemp("cap") / "m", extra={"sampler": {"steps": 4, "gen_length": 8}})
+    path = save_vision_model(model, tok, tmp_path_factory.mktemp("cap") / "m", extra={"generation": {"steps": 4, "gen_length": 8}})
     return model, path
 
 
@@ -32,7 +32,9 @@ def test_round_trip_through_the_core_loader(saved):
 def test_pil_and_paths_and_settings(saved, tmp_path):
     _, path = saved
     cap = Captioner.from_pretrained(path)
-    assert (cap.settings.steps, cap.settings.gen_length) == (4, 8)  # from the checkpoint
+    s = cap.generation()
+    assert (s["steps"], s["gen_length"], s["block_length"]) == (4, 8, 8)  # from the checkpoint, one block
+    assert cap.generation(steps=2)["steps"] == 2
     img = Image.new("RGB", (40, 40), (10, 200, 10))
     img.save(tmp_path / "g.png")
     a = cap([img, tmp_path / "g.png"])

@@ -28,11 +28,14 @@ def images(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     model, tok = tiny_vlm()
-    return save_vision_model(model, tok, tmp_path_factory.mktemp("ck") / "tiny", extra={"sampler": {"steps": 4, "gen_length": 8}})
+    return save_vision_model(model, tok, tmp_path_factory.mktemp("ck") / "tiny", extra={"generation": {"steps": 4, "gen_length": 8}})
 
 
 def _run(capsys, argv):
-    rc = main(argv)
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse rejects a bad option value itself
+        rc = e.code
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -56,13 +59,25 @@ def test_caption_a_tiny_checkpoint_jsonl_and_output_file(capsys, images, tiny_ck
     assert [r["image"] for r in rows] == [str(p) for p in images] and all("caption" in r for r in rows)
     target = tmp_path / "caps.tsv"
     rc, out, _ = _run(capsys, ["vision", "caption", str(images[0].parent), "--checkpoint", str(tiny_ckpt),
-                               "--output", str(target), "--steps", "2", "--gen-length", "4"])
+                               "--out", str(target), "--steps", "2", "--length", "4"])
     assert rc == 0 and out == "" and len(target.read_text().splitlines()) == 3
 
 
-def test_progress_bar_for_many_images(capsys, images, tiny_ckpt):
+def test_progress_on_stderr_unless_quiet(capsys, images, tiny_ckpt, monkeypatch):
+    monkeypatch.setenv("MASKZOO_PROGRESS", "1")  # bars even though stderr is not a terminal here
     rc, out, err = _run(capsys, ["vision", "caption", *map(str, images * 3), "--checkpoint", str(tiny_ckpt)])
-    assert rc == 0 and len(out.splitlines()) == 9 and "captioning" in err
+    assert rc == 0 and len(out.splitlines()) == 9 and "captioning" in err and "loading the model" in err
+    rc, out, err = _run(capsys, ["vision", "caption", *map(str, images), "--checkpoint", str(tiny_ckpt), "-q"])
+    assert rc == 0 and len(out.splitlines()) == 3 and err == ""
+
+
+@pytest.mark.parametrize("flags, expected", [(["--length", "6", "--block-length", "4"], "--length"),
+                                             (["--steps", "0"], "--steps"), (["--temperature", "nan"], "temperature"),
+                                             (["--batch-size", "0"], "--batch-size")])
+def test_bad_sampling_options_are_one_line(capsys, images, tiny_ckpt, flags, expected):
+    rc, out, err = _run(capsys, ["vision", "caption", str(images[0]), "--checkpoint", str(tiny_ckpt), "-q", *flags])
+    assert rc == 2 and out == "" and expected in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) <= 2
 
 
 def _bad_inputs(tmp_path, images, tiny_ckpt):
@@ -75,16 +90,16 @@ def _bad_inputs(tmp_path, images, tiny_ckpt):
         "not an image file": ["vision", "caption", str(images[0]), str(text), *ck],
         "unreadable or truncated": ["vision", "caption", str(trunc), *ck],
         "no <image> placeholder": ["vision", "caption", str(images[0]), "--prompt", "describe it", *ck],
-        "checkpoint not found": ["vision", "caption", str(images[0]), "--checkpoint", str(tmp_path / "nope")],
+        "no such file or directory": ["vision", "caption", str(images[0]), "--checkpoint", str(tmp_path / "nope")],
         "image not found": ["vision", "caption", str(tmp_path / "missing.png"), *ck],
     }
 
 
 @pytest.mark.parametrize("expected", ["not an image file", "unreadable or truncated", "no <image> placeholder",
-                                      "checkpoint not found", "image not found"])
+                                      "no such file or directory", "image not found"])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, images, tiny_ckpt, expected):
     target = tmp_path / "out.tsv"
-    argv = _bad_inputs(tmp_path, images, tiny_ckpt)[expected] + ["--output", str(target)]
+    argv = _bad_inputs(tmp_path, images, tiny_ckpt)[expected] + ["--out", str(target), "--quiet"]
     rc, out, err = _run(capsys, argv)
     assert rc == 2 and out == "" and not target.exists()
     assert err.count("\n") == 1 and err.startswith("maskzoo: error:") and expected in err, err

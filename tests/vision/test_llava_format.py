@@ -99,6 +99,6 @@ def test_cli_caption_with_a_llava_llada_checkpoint(llava_dir, tmp_path, capsys):
 
     img = tmp_path / "x.png"
     Image.new("RGB", (20, 20), (0, 200, 0)).save(img)
-    rc = main(["vision", "caption", str(img), "--checkpoint", str(llava_dir[0]), "--steps", "2", "--gen-length", "4"])
+    rc = main(["vision", "caption", str(img), "--checkpoint", str(llava_dir[0]), "--steps", "2", "--length", "4"])
     out = capsys.readouterr().out
     assert rc == 0 and out.startswith(f"{img}\t")

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 
 from maskzoo.core.errors import UserError
+from maskzoo.core.generation_config import resolve_generation, validate_generation_block
+from maskzoo.core.progress import progress as progress_bar
 from maskzoo.core.sampling import generate
 from maskzoo.vision.data import check_prompt, open_image
 from maskzoo.vision.images import to_rgb
@@ -29,25 +32,42 @@ from maskzoo.vision.tokenizer import Tokenizer
 ImageLike = Image.Image | str | os.PathLike
 
 
+#: sampler settings when neither the call nor the checkpoint's ``generation`` block sets them
+FALLBACK = {"gen_length": 16}
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
-    """Sampler knobs (see :func:`maskzoo.core.generate`)."""
+    """Sampler knobs for :class:`Captioner` (keyword names of :func:`maskzoo.core.generate`; ``None`` = the
+    checkpoint's ``generation`` block, then the core's defaults)."""
 
-    steps: int = 16
-    gen_length: int = 16
+    steps: int | None = None
+    gen_length: int | None = None
     block_length: int | None = None
-    temperature: float = 0.0
-    remasking: str = "low_confidence"
+    temperature: float | None = None
+    remasking: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def generation_block(model: VisionLanguageModel) -> dict[str, Any]:
+    """The checkpoint's validated ``generation`` block (older vision checkpoints call it ``sampler``)."""
+    extra = getattr(model, "checkpoint_extra", None) or {}
+    return validate_generation_block(extra.get("generation", extra.get("sampler")), "config.json")
 
 
 class Captioner:
     """Caption PIL images or image paths with a :class:`VisionLanguageModel` and its tokenizer.
 
+    Sampling settings: the call's keyword arguments > ``settings`` > the checkpoint's ``generation`` block >
+    :data:`FALLBACK` > the core's (greedy low-confidence, one token per step, one block).
+
     Example::
 
         cap = Captioner.from_pretrained()              # the embedded scenes captioner
         cap(["a.png", "b.png"])                        # -> ["a small red circle at the top", ...]
-        cap.caption(images, steps=8, temperature=0.5)  # sampler settings per call
+        cap.caption(images, steps=6, temperature=0.5)  # sampler settings per call
     """
 
     def __init__(self, model: VisionLanguageModel, tokenizer: Tokenizer, *, prompt: str | None = None,
@@ -56,10 +76,15 @@ class Captioner:
         self.tok = tokenizer
         self.template = get_template(model.config.template)
         self.prompt = prompt or model.config.prompt
-        defaults = dict(getattr(model, "checkpoint_extra", {}).get("sampler") or {})
-        self.settings = settings or SamplerSettings(**defaults)
+        self.block = {**generation_block(model), **(settings.as_dict() if settings else {})}
+        if batch_size < 1:
+            raise UserError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self._stop_ids = {tokenizer.eos_id, *self._end_of_turn_ids()}
+
+    def generation(self, **overrides) -> dict[str, Any]:
+        """The keyword arguments for :func:`maskzoo.core.generate` after ``overrides`` (checked together)."""
+        return resolve_generation(overrides, self.block, FALLBACK)
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | os.PathLike | None = None, *, device: str = "cpu",
@@ -84,13 +109,14 @@ class Captioner:
     @torch.no_grad()
     def caption(self, images: Sequence[ImageLike], *, prompt: str | None = None, batch_size: int | None = None,
                 generator: torch.Generator | None = None, progress: bool = False, **settings) -> list[str]:
-        """One caption per image. ``settings`` override :class:`SamplerSettings` fields for this call."""
-        s = replace(self.settings, **settings) if settings else self.settings
+        """One caption per image. ``settings`` (keyword arguments of :func:`maskzoo.core.generate`: ``steps``,
+        ``gen_length``, ``block_length``, ``temperature``, ``remasking``, ``top_k``, ...) apply to this call."""
+        s = self.generation(**settings)
         prompt = self.prompt if prompt is None else prompt
         check_prompt(prompt, 1)
         bs = batch_size or self.batch_size
         out: list[str] = []
-        bar = _progress(len(images), progress)
+        bar = progress_bar(total=len(images), desc="captioning", unit="img", quiet=None if progress else True)
         for start in range(0, len(images), bs):
             chunk = [_as_image(im) for im in images[start:start + bs]]
             out += self._caption_batch(chunk, prompt, s, generator)
@@ -110,7 +136,7 @@ class Captioner:
             groups.setdefault(f.shape[0], []).append((i, f))
         return [([i for i, _ in g], torch.stack([f for _, f in g])) for g in groups.values()]
 
-    def _caption_batch(self, images: list[Image.Image], prompt: str, s: SamplerSettings,
+    def _caption_batch(self, images: list[Image.Image], prompt: str, s: dict[str, Any],
                        generator: torch.Generator | None) -> list[str]:
         out: list[str] = [""] * len(images)
         for rows, feats in self._encode(images):
@@ -122,21 +148,19 @@ class Captioner:
                 out[i] = self.decode(row[prompt_ids.numel():])
         return out
 
-    def _generate(self, feats: torch.Tensor, batch: torch.Tensor, s: SamplerSettings,
+    def _generate(self, feats: torch.Tensor, batch: torch.Tensor, s: dict[str, Any],
                   generator: torch.Generator | None) -> torch.Tensor:
         """The core sampler on prompts ``batch`` [b, P] whose placeholders take ``feats`` [b, T, D]."""
-        return generate(self.model.denoiser(feats), batch, gen_length=s.gen_length, steps=s.steps,
-                        block_length=s.block_length, temperature=s.temperature, remasking=s.remasking,
-                        mask_id=self.model.mask_id, eos_id=self.tok.eos_id, generator=generator,
-                        suppress_tokens=self.model.config.suppress_tokens or None)  # [b, P+G]
+        return generate(self.model.denoiser(feats), batch, **s, mask_id=self.model.mask_id, eos_id=self.tok.eos_id,
+                        generator=generator, suppress_tokens=self.model.config.suppress_tokens or None)  # [b, P+G]
 
     @torch.no_grad()
     def ask(self, images: Sequence[ImageLike], prompt: str, *, video: bool = False, system: str | None = None,
-            generator: torch.Generator | None = None, **settings) -> str:
+            generator: torch.Generator | None = None, **settings: Any) -> str:
         """One answer to ``prompt`` about several images (one ``<image>`` each, in order) or, with ``video=True``,
         about the frames of one video (one ``<image>`` for all frames; LLaDA-V pools each frame's features 2x2).
         ``system`` replaces the template's system message."""
-        s = replace(self.settings, **settings) if settings else self.settings
+        s = self.generation(**settings)
         frames = [_as_image(im) for im in images]
         check_prompt(prompt, 1 if video else len(frames))
         if video:
@@ -158,26 +182,31 @@ class Captioner:
         return self.tok.decode([i for i in ids[:cut] if i != self.model.mask_id]).strip()
 
 
+_CACHED: dict[tuple[str, str], Captioner] = {}
+
+
+def caption(images: ImageLike | Sequence[ImageLike], checkpoint: str | os.PathLike | None = None, *,
+            prompt: str | None = None, device: str = "cpu", seed: int | None = None,
+            **settings: Any) -> str | list[str]:
+    """One call: the caption of one image (a path or a PIL image), or the list of captions of several, with the
+    embedded captioner or ``checkpoint`` (a vision dir, a LLaDA-V dir or a zoo name; loaded once per process).
+    ``settings`` are sampler keyword arguments (``steps``, ``temperature``, ...); ``seed`` makes sampling with a
+    temperature repeatable."""
+    key = (str(checkpoint), str(device))
+    if key not in _CACHED:
+        _CACHED[key] = Captioner.from_pretrained(checkpoint, device=device)
+    cap = _CACHED[key]
+    single = isinstance(images, (str, os.PathLike, Image.Image))
+    batch = [images] if single else list(images)  # type: ignore[list-item]
+    gen = None if seed is None else torch.Generator(device=cap.device).manual_seed(seed)
+    out = cap.caption(batch, prompt=prompt, generator=gen, **settings)
+    return out[0] if single else out
+
+
 def _as_image(im: ImageLike) -> Image.Image:
     if isinstance(im, Image.Image):
         return to_rgb(im)
     return open_image(im)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="img", desc="captioning", leave=False)
 
 
 def expand_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:

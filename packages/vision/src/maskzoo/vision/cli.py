@@ -3,7 +3,9 @@
 ``maskzoo vision caption IMG... [--checkpoint DIR] [--prompt TEXT] [--jsonl]`` prints one line per image,
 ``path<TAB>caption`` (or ``{"image": ..., "caption": ...}`` with ``--jsonl``). Every image is read and every
 caption computed before anything is written, so a bad input (exit 2, one line on stderr) leaves no partial
-output; ``--output FILE`` is written atomically.
+output; ``--out FILE`` is written atomically. Sampling options are the shared ones of every area (``--length
+--steps --block-length --temperature --top-k --top-p --remasking``); unset ones come from the checkpoint's
+``generation`` block. Progress (reading, captioning) goes to stderr unless ``--quiet``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,20 @@ import argparse
 import json
 import sys
 
-from maskzoo.core.cli import add_common_options, add_recipe_options, resolve_device
-from maskzoo.core.errors import UserError
-
-PROGRESS_MIN_IMAGES = 8
+from maskzoo.core.cli import (
+    add_batch_size_option,
+    add_checkpoint_option,
+    add_common_options,
+    add_generation_options,
+    add_output_options,
+    add_recipe_options,
+    apply_common_options,
+    generation_kwargs,
+    open_output,
+    progress,
+    resolve_checkpoint,
+    status,
+)
 
 
 def register(areas: argparse._SubParsersAction) -> None:
@@ -33,17 +45,12 @@ def register(areas: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("caption", help="caption images (default model: the embedded scenes captioner)")
     p.add_argument("images", nargs="+", help="image files or folders of images")
-    p.add_argument("--checkpoint", default=None, help="vision model dir, LLaDA-V dir or zoo name (default: embedded)")
-    p.add_argument("--prompt", default=None, help="prompt with one <image> placeholder (default: the model's)")
-    p.add_argument("--jsonl", action="store_true", help='one JSON object per image: {"image", "caption"}')
-    p.add_argument("--output", default=None, help="write here (atomically) instead of stdout")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    p.add_argument("--gen-length", type=int, default=None, help="caption length in tokens (default: the model's)")
-    p.add_argument("--block-length", type=int, default=None, help="semi-autoregressive block (default: one block)")
-    p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
-    p.add_argument("--remasking", default=None, help="low_confidence, margin, entropy, random, first_hitting, ancestral")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_checkpoint_option(p, what="the embedded vision-scenes-captioner; a vision model dir or a LLaDA-V dir")
+    p.add_argument("--prompt", default=None, metavar="TEXT",
+                   help="prompt with one <image> placeholder (default: the model's)")
+    add_generation_options(p, num=None, length_fallback=16)
+    add_batch_size_option(p, 32)
+    add_output_options(p, what="captions (path<TAB>caption lines, or JSON lines with --jsonl)")
     add_common_options(p)
     p.set_defaults(func=_caption)
 
@@ -70,32 +77,22 @@ def _pretrain_tower(args: argparse.Namespace) -> int:
 def _caption(args: argparse.Namespace) -> int:
     import torch
 
-    from maskzoo.core.fileio import atomic_open
-    from maskzoo.vision.caption import Captioner, expand_paths
+    from maskzoo.vision.caption import FALLBACK, Captioner, expand_paths, generation_block
     from maskzoo.vision.data import check_prompt, open_image
 
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be >= 1")
+    device = apply_common_options(args)
     if args.prompt is not None:
         check_prompt(args.prompt, 1)
     paths = expand_paths(args.images)
-    images = [open_image(p) for p in paths]  # every image is checked before any work
-    device = resolve_device(args.device)
-    captioner = Captioner.from_pretrained(args.checkpoint, device=str(device))
-    settings = {k: v for k, v in (("steps", args.steps), ("gen_length", args.gen_length),
-                                  ("block_length", args.block_length), ("temperature", args.temperature),
-                                  ("remasking", args.remasking)) if v is not None}
-    torch.manual_seed(args.seed)
+    images = [open_image(p) for p in progress(paths, desc="reading images", unit="img")]  # all checked first
+    status("loading the model")
+    captioner = Captioner.from_pretrained(resolve_checkpoint(args.checkpoint), device=str(device))
+    settings = generation_kwargs(args, generation_block(captioner.model), FALLBACK)
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    progress = not args.no_progress and len(images) >= PROGRESS_MIN_IMAGES
     captions = captioner.caption(images, prompt=args.prompt, batch_size=args.batch_size, generator=gen,
-                                 progress=progress, **settings)
+                                 progress=True, **settings)
     lines = [json.dumps({"image": str(p), "caption": c}) if args.jsonl else f"{p}\t{c}"
              for p, c in zip(paths, captions)]
-    body = "\n".join(lines) + "\n"
-    if args.output:
-        with atomic_open(args.output, "w") as f:
-            f.write(body)
-    else:
-        sys.stdout.write(body)
+    with open_output(args.out) as f:
+        f.write("\n".join(lines) + "\n")
     return 0

@@ -225,6 +225,6 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     if trainer.is_main:
         with trainer.eval_weights() as final:
             extra = {"train_summary": summary, "stage": recipe.stage.stage, "trainable_parameters": counts,
-                     "sampler": sampler}
+                     "generation": sampler}
             save_vision_model(final, tok, out, extra=extra)
     return out
