@@ -95,28 +95,33 @@ class EncoderLoss:
         return loss, {"ctc": ctc.item(), "frame_ce": frame.item(), "num_tokens": b}
 
 
-def greedy_ctc(logp: torch.Tensor) -> list[list[int]]:
-    """Best path: argmax per frame, merge repeats, drop blanks. ``[B, N, C]`` -> digit lists."""
+def greedy_ctc(logp: torch.Tensor, min_run: int = 1) -> list[list[int]]:
+    """Best path: argmax per frame, merge repeats, drop blanks and runs shorter than ``min_run`` frames (a frame
+    classifier flickers; 3 frames = 60 ms is far shorter than any spoken digit). ``[B, N, C]`` -> digit lists."""
     out = []
     for row in logp.argmax(-1).tolist():
-        seq, prev = [], BLANK
-        for c in row:
-            if c != prev and c != BLANK:
-                seq.append(c - 1)
-            prev = c
+        seq, prev, run = [], BLANK, 0
+        for c in [*row, BLANK]:
+            if c == prev:
+                run += 1
+                continue
+            if prev != BLANK and run >= min_run:
+                seq.append(prev - 1)
+            prev, run = c, 1
         out.append(seq)
     return out
 
 
 @torch.no_grad()
-def heldout_wer(model: EncoderWithCTC, data: DigitUtterances, collate: FeatureCollator, n: int) -> float:
-    """Greedy-CTC word error rate on the first ``n`` utterances of ``data``."""
+def heldout_wer(model: EncoderWithCTC, data: DigitUtterances, collate: FeatureCollator, n: int,
+                min_run: int = 3) -> float:
+    """Greedy word error rate (:func:`greedy_ctc`) on the first ``n`` utterances of ``data``."""
     was = model.training
     model.eval()
     hyps, refs = [], []
     for lo in range(0, n, 32):
         items = [data[i] for i in range(lo, min(n, lo + 32))]
-        for seq, u in zip(greedy_ctc(model(collate(items)["features"])), items):
+        for seq, u in zip(greedy_ctc(model(collate(items)["features"]), min_run), items):
             hyps.append(" ".join(DIGIT_WORDS[d] for d in seq))
             refs.append(u.text)
     model.train(was)
