@@ -6,6 +6,9 @@ other, masked or not, and the decoder predicts ``p(x_0 | x_t, image)`` at all po
 ``causal=True`` the same blocks form the autoregressive baseline of the same size (position ``i`` sees
 ``0..i``; its input is the target shifted right behind a start token).
 
+Positions: fixed sinusoids plus a learned correction (as OpenOCR's decoder); with an all-MASK input they are
+the only thing that tells the positions apart, so they must not start near zero.
+
 Block (post-LN, as the paper's NRTR-style decoder)::
 
     x = LN(x + SelfAttn(x))
@@ -20,6 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from maskzoo.vision.str.encoder import sincos_1d
 
 
 class _Attention(nn.Module):
@@ -71,7 +76,8 @@ class STRDecoder(nn.Module):
         self.causal, self.d_model, self.seq_len = causal, d_model, seq_len
         self.embed = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.embed.weight, std=d_model**-0.5)  # unit scale after the sqrt(d) factor
-        self.pos = nn.Parameter(torch.zeros(1, seq_len, d_model))
+        self.register_buffer("sin", sincos_1d(seq_len, d_model)[None], persistent=False)  # [1, L, d] fixed
+        self.pos = nn.Parameter(torch.zeros(1, seq_len, d_model))  # learned correction
         nn.init.trunc_normal_(self.pos, std=0.02)
         self.memory_proj = nn.Identity() if memory_dim == d_model else nn.Linear(memory_dim, d_model)
         self.blocks = nn.ModuleList([DecoderBlock(d_model, n_heads, mlp_ratio, dropout) for _ in range(n_layers)])
@@ -85,7 +91,7 @@ class STRDecoder(nn.Module):
     def forward(self, tokens: Tensor, memory: Tensor) -> Tensor:
         """``memory`` must come from :meth:`project_memory`."""
         n = tokens.shape[1]
-        x = self.drop(self.embed(tokens) * math.sqrt(self.d_model) + self.pos[:, :n])  # [B, L, d]
+        x = self.drop(self.embed(tokens) * math.sqrt(self.d_model) + self.sin[:, :n] + self.pos[:, :n])  # [B, L, d]
         for blk in self.blocks:
             x = blk(x, memory, self.causal)
         return self.head(x)  # [B, L, num_classes]
