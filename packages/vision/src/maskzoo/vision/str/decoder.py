@@ -76,8 +76,7 @@ class STRDecoder(nn.Module):
         self.causal, self.d_model, self.seq_len = causal, d_model, seq_len
         self.embed = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.embed.weight, std=d_model**-0.5)  # unit scale after the sqrt(d) factor
-        self.register_buffer("sin", sincos_1d(seq_len, d_model)[None], persistent=False)  # [1, L, d] fixed
-        self.pos = nn.Parameter(torch.zeros(1, seq_len, d_model))  # learned correction
+        self.pos = nn.Parameter(torch.zeros(1, seq_len, d_model))  # learned correction of the fixed sinusoids
         nn.init.trunc_normal_(self.pos, std=0.02)
         self.memory_proj = nn.Identity() if memory_dim == d_model else nn.Linear(memory_dim, d_model)
         self.blocks = nn.ModuleList([DecoderBlock(d_model, n_heads, mlp_ratio, dropout) for _ in range(n_layers)])
@@ -91,7 +90,8 @@ class STRDecoder(nn.Module):
     def forward(self, tokens: Tensor, memory: Tensor) -> Tensor:
         """``memory`` must come from :meth:`project_memory`."""
         n = tokens.shape[1]
-        x = self.drop(self.embed(tokens) * math.sqrt(self.d_model) + self.sin[:, :n] + self.pos[:, :n])  # [B, L, d]
+        sin = sincos_1d(self.seq_len, self.d_model)[:n].to(self.pos.device, self.pos.dtype)  # [n, d] fixed
+        x = self.drop(self.embed(tokens) * math.sqrt(self.d_model) + sin + self.pos[:, :n])  # [B, L, d]
         for blk in self.blocks:
             x = blk(x, memory, self.causal)
         return self.head(x)  # [B, L, num_classes]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,7 @@ PRESETS: dict[str, SVTRv2Preset] = {
 }
 
 
+@lru_cache(maxsize=32)
 def sincos_1d(n: int, dim: int) -> Tensor:
     """Fixed sinusoidal encodings ``[n, dim]`` of positions 0..n-1 (Vaswani et al. 2017, sec. 3.5)."""
     pos = torch.arange(n, dtype=torch.float32)[:, None]  # [n, 1]
@@ -52,6 +54,7 @@ def sincos_1d(n: int, dim: int) -> Tensor:
     return out
 
 
+@lru_cache(maxsize=32)
 def sincos_2d(h: int, w: int, dim: int) -> Tensor:
     """Fixed 2-D encodings ``[h * w, dim]`` (row-major): half the channels encode the row, half the column, so
     the decoder's cross-attention can find the i-th character by its column."""
@@ -59,6 +62,11 @@ def sincos_2d(h: int, w: int, dim: int) -> Tensor:
     rows = sincos_1d(h, half)[:, None, :].expand(h, w, half)  # [h, w, dim/2]
     cols = sincos_1d(w, dim - half)[None, :, :].expand(h, w, dim - half)  # [h, w, dim - dim/2]
     return torch.cat([rows, cols], dim=-1).reshape(h * w, dim)
+
+
+def add_sincos_2d(t: Tensor, h: int, w: int) -> Tensor:
+    """``t + sincos_2d`` for tokens ``[B, h*w, C]`` (computed, not stored: checkpoints hold no fixed tables)."""
+    return t + sincos_2d(h, w, t.shape[-1]).to(t.device, t.dtype)[None]
 
 
 def _conv_bn(c_in: int, c_out: int, stride: int | tuple[int, int]) -> nn.Sequential:
@@ -118,9 +126,7 @@ class SVTRv2Encoder(nn.Module):
         self.down2 = _conv_bn(d1, d2, (2, 1))
         self.stage3 = nn.ModuleList([AttentionBlock(d2, p.heads[2]) for _ in range(p.depths[2])])
         h, w = image_size[0] // 8, image_size[1] // 4
-        # fixed 2-D sinusoids + learned corrections, for the 4x32 and the 2x32 grids
-        self.register_buffer("sin2", sincos_2d(h, w, d1)[None], persistent=False)  # [1, 128, d1]
-        self.register_buffer("sin3", sincos_2d(h // 2, w, d2)[None], persistent=False)  # [1, 64, d2]
+        # fixed 2-D sinusoids (added in forward) + learned corrections, for the 4x32 and the 2x32 grids
         self.pos2 = nn.Parameter(torch.zeros(1, h * w, d1))
         self.pos3 = nn.Parameter(torch.zeros(1, (h // 2) * w, d2))
         nn.init.trunc_normal_(self.pos2, std=0.02)
@@ -131,11 +137,11 @@ class SVTRv2Encoder(nn.Module):
         x = self.stage1(self.stem(images))  # [B, d0, 8, 32]
         x = self.down1(x)  # [B, d1, 4, 32]
         b, c, h, w = x.shape
-        t = x.flatten(2).transpose(1, 2) + self.sin2 + self.pos2  # [B, 128, d1]
+        t = add_sincos_2d(x.flatten(2).transpose(1, 2), h, w) + self.pos2  # [B, 128, d1]
         for blk in self.stage2:
             t = blk(t)
         x = self.down2(t.transpose(1, 2).reshape(b, c, h, w))  # [B, d2, 2, 32]
-        t = x.flatten(2).transpose(1, 2) + self.sin3 + self.pos3  # [B, 64, d2]
+        t = add_sincos_2d(x.flatten(2).transpose(1, 2), h // 2, w) + self.pos3  # [B, 64, d2]
         for blk in self.stage3:
             t = blk(t)
         return self.norm(t)  # [B, 64, d2]
@@ -165,14 +171,14 @@ class TimmEncoder(nn.Module):
         with torch.no_grad():
             probe = self.body(torch.zeros(1, in_chans, *image_size))[-1]  # [1, C, h, w]
         self.out_dim = probe.shape[1]
-        self.register_buffer("sin", sincos_2d(probe.shape[2], probe.shape[3], self.out_dim)[None], persistent=False)
         self.pos = nn.Parameter(torch.zeros(1, probe.shape[2] * probe.shape[3], self.out_dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
         self.norm = nn.LayerNorm(self.out_dim)
 
     def forward(self, images: Tensor) -> Tensor:
         x = self.body(images)[-1]  # [B, C, h, w]
-        return self.norm(x.flatten(2).transpose(1, 2) + self.sin + self.pos)  # [B, h*w, C]
+        h, w = x.shape[-2:]
+        return self.norm(add_sincos_2d(x.flatten(2).transpose(1, 2), h, w) + self.pos)  # [B, h*w, C]
 
 
 def build_encoder(name: str, in_chans: int = 1, image_size: tuple[int, int] = (32, 128),
