@@ -235,17 +235,41 @@ class VisionLanguageModel(nn.Module):
         emb = self.embed(input_ids, image_features)  # [B, L, D]
         return self.lm(inputs_embeds=emb, attention_mask=attention_mask)  # [B, L, V]
 
-    def denoiser(self, image_features: torch.Tensor | None):
+    def denoiser(self, image_features: torch.Tensor | None) -> ImageDenoiser:
         """A callable ``ids [B, L] -> logits`` for :func:`maskzoo.core.generate` that splices the same image
-        features (computed once per batch) into every forward of the sampler."""
+        features (computed once per batch) into every forward of the sampler (see :class:`ImageDenoiser`)."""
+        return ImageDenoiser(self, image_features)
 
-        def fn(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-            return self(input_ids, image_features=image_features, attention_mask=attention_mask)
 
-        fn.mask_id = self.mask_id  # type: ignore[attr-defined]
-        fn.vocab_size = self.lm.config.vocab_size  # type: ignore[attr-defined]
-        fn.max_seq_len = self.lm.config.max_seq_len  # type: ignore[attr-defined]
-        return fn
+class ImageDenoiser:
+    """``VisionLanguageModel`` with fixed image features, as the core sampler calls a model.
+
+    It passes the core's ``logits_slice`` (the output layer runs on the decoded positions only: with LLaDA-V's
+    126k-token vocabulary and thousands of image positions the full logits would be gigabytes) and its key/value
+    cache (``generate(cache="prefix" | "dual")``): a call on a slice of columns embeds the image features only
+    when the slice holds the image placeholders (the prefix), never part of them.
+    """
+
+    supports_kv_cache = True
+
+    def __init__(self, model: VisionLanguageModel, image_features: torch.Tensor | None) -> None:
+        self.model = model
+        self.image_features = image_features  # [N, T, D] or None
+        self.mask_id = model.mask_id
+        self.vocab_size = model.lm.config.vocab_size
+        self.max_seq_len = model.lm.config.max_seq_len
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, kv_cache: Any = None,
+                 cache_position: int = 0, logits_slice: slice | None = None) -> torch.Tensor:
+        has_images = bool((input_ids == self.model.image_token_id).any())
+        emb = self.model.embed(input_ids, self.image_features if has_images else None)  # [B, n, D]
+        return self.model.lm(inputs_embeds=emb, attention_mask=attention_mask, kv_cache=kv_cache,
+                             cache_position=cache_position, logits_slice=logits_slice)  # [B, n', V]
+
+    forward = __call__
 
 
 _POOLS = {  # [F, D, t, t] -> [F, D, t', t'] with stride 2 (LLaVA-OneVision's get_2dPool)
