@@ -101,3 +101,23 @@ def test_wav2vec2_family_builds_from_torchaudio():
     assert m.encoder.num_positions == 49 and a.shape == (2, m.num_audio_tokens, 32)
     with pytest.raises(UserError, match="unknown encoder family"):
         tiny_model(encoder=dict(family="conformer"))
+
+
+def test_build_model_loads_the_frozen_lm_under_lora_exactly(tmp_path):
+    from maskzoo.audio.encoder_pretrain import save_encoder
+    from maskzoo.audio.train import AdapterRecipe, LoraSpec, build_model
+    from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
+
+    m = tiny_model()
+    save_encoder(m.encoder, tmp_path / "enc")
+    lm = DiffusionTransformer(TransformerConfig.from_dict(dict(m.config.lm)))
+    save_model(lm, tmp_path / "lm", extra={"tokenizer": m.tokenizer.to_dict()})
+    recipe = AdapterRecipe(encoder_dir=str(tmp_path / "enc"), lm_dir=str(tmp_path / "lm"), lora=LoraSpec(rank=4),
+                           trainable=["semantic", "lora"])
+    built = build_model(recipe)
+    ids = torch.randint(7, len(m.tokenizer), (2, 9))
+    with torch.no_grad():
+        assert torch.allclose(built.lm(ids), lm(ids), atol=1e-5)  # LoRA starts at zero: the same LM
+    trainable = {n.split(".")[0] for n, p in built.named_parameters() if p.requires_grad}
+    assert trainable == {"semantic", "lm"}
+    assert all("lora_" in n for n, p in built.lm.named_parameters() if p.requires_grad)

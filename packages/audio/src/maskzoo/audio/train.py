@@ -33,6 +33,8 @@ from maskzoo.core.errors import UserError
 from maskzoo.core.losses import DiffusionLoss
 from maskzoo.core.training import ResumableLoader, TrainConfig, Trainer
 
+LORA_TARGETS = ("q_proj.weight", "k_proj.weight", "v_proj.weight")
+
 
 def diffa_loss(mask_id: int) -> DiffusionLoss:
     """DIFFA's objective as a configuration of the core loss (module docstring)."""
@@ -160,11 +162,23 @@ def build_model(recipe: AdapterRecipe) -> AudioLanguageModel:
                            tokenizer=extra["tokenizer"], gen_length=recipe.gen_length, steps=recipe.steps)
     model = AudioLanguageModel(cfg)
     model.encoder.load_state_dict(encoder.state_dict())
-    model.lm.load_state_dict(lm.state_dict(), strict=not recipe.lora)
+    state = lm.state_dict()
+    if recipe.lora:  # LoRA wraps q/k/v: the frozen weights live under ``<proj>.base``
+        state = {(k[: -len(".weight")] + ".base.weight" if k.endswith(LORA_TARGETS) else k): v
+                 for k, v in state.items()}
+    missing, unexpected = model.lm.load_state_dict(state, strict=False)
+    if unexpected or any("lora_" not in k for k in missing):
+        raise UserError(f"{recipe.lm_dir}: LM weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.init_output_scale()
     if recipe.init_from:
         prev = load_model(recipe.init_from)
         for part in recipe.init_parts:
+            if part == "lora":
+                lora = {k: v for k, v in prev.lm.state_dict().items() if "lora_" in k}
+                if not lora:
+                    raise UserError(f"init_parts: {recipe.init_from} has no LoRA weights")
+                model.lm.load_state_dict(lora, strict=False)
+                continue
             src, dst = getattr(prev, part, None), getattr(model, part, None)
             if src is None or dst is None:
                 raise UserError(f"init_parts: {part!r} is missing in {recipe.init_from} or in this model")
