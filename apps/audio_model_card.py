@@ -54,6 +54,10 @@ def main() -> None:
     utts = heldout_utterances("apps/data/audio_fsdd", "lucas", args.utterances, model.window_samples)
     res = evaluate_tasks(model, utts)
     tm = transcription_metrics(res["transcribe"])
+    seen_utts = heldout_utterances("apps/data/audio_fsdd", "george", args.utterances // 2, model.window_samples,
+                                   seed=20_000)
+    seen = evaluate_tasks(model, seen_utts)
+    sm = transcription_metrics(seen["transcribe"])
     rtf = {b: real_time_factor(model, utts[:32], model.config.steps, b) for b in (1, 16)}
     n_params = sum(p.numel() for p in model.parameters())
     trained = sum(p.numel() for n, p in model.named_parameters()
@@ -111,6 +115,12 @@ def main() -> None:
         *[f"- {t}: accuracy {r.accuracy:.3f}" for t, r in res.items() if t != "transcribe"],
         "- exact transcripts by number of digits: "
         + ", ".join(f"{k}: {sum(v) / len(v):.2f} ({len(v)})" for k, v in sorted(by_len.items())),
+        "",
+        f"For comparison, a training speaker (george; new compositions of recordings seen in training, "
+        f"{len(seen_utts)} utterances): WER {sm['wer']:.3f}, CER {sm['cer']:.3f}, utterances right "
+        f"{sm['utterance_accuracy']:.3f}; "
+        + ", ".join(f"{t} {r.accuracy:.3f}" for t, r in seen.items() if t != "transcribe") + ".",
+        "",
         f"- real-time factor (compute s / audio s, 1 thread): batch 1 {rtf[1]:.3f}, batch 16 {rtf[16]:.3f}",
         "",
         "## Failure cases (reference -> output, first 10)",
