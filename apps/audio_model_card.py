@@ -89,6 +89,8 @@ def main() -> None:
         "- Stage 1 (ASR): 8 learnable soft prompts (DIFFA: 20) + the semantic adapter (4x downsampling -> 50 audio",
         "  tokens), after the marker \"this is the audio:\"; DIFFA loss (CE / t over masked response tokens,",
         "  divided by the number of response tokens).",
+        "- LoRA (rank 8) on the LM's q/k/v is trained in stages 1 and 2 as Whisper-LLaDA does: our tiny LM reads",
+        "  the text rendering only partly (its text-only answer accuracy is the LM row's `answer_acc` below).",
         "- Stage 2 (instructions): acoustic Q-Former (8 queries on encoder layers 1 and 2; DIFFA: 64 on 4 layers)",
         "  + the semantic adapter from stage 1; all five tasks.",
         "",
