@@ -166,3 +166,21 @@ def tiny_vlm(tower: str = "timm:test_resnet", layer: int = 3, image_size: int = 
                                           "kwargs": kwargs or {}, "preprocess": {"crop_pct": 1.0}},
                             projector=projector, image_token_id=tok.image_id, image_newline=image_newline)
     return VisionLanguageModel(cfg), tok
+
+
+LLADA_V_REF = Path(__file__).parent / "fixtures" / "llada_v_ref"
+
+
+def lladav_reference_checkpoint(path: Path) -> Path:
+    """Unpack the LLaDA-V reference fixture's checkpoint (its two large files are stored xz-compressed) into
+    ``path``; returns the checkpoint directory. See fixtures/llada_v_ref/README.md."""
+    import lzma
+    import shutil
+
+    src = LLADA_V_REF / "checkpoint"
+    out = path / "LLaDA-V-tiny"
+    shutil.copytree(src, out)
+    for packed in out.rglob("*.xz"):
+        packed.with_suffix("").write_bytes(lzma.decompress(packed.read_bytes()))
+        packed.unlink()
+    return out

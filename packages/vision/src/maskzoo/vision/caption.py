@@ -88,11 +88,12 @@ class Captioner:
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | os.PathLike | None = None, *, device: str = "cpu",
-                        **kwargs) -> Captioner:
-        """Load a vision checkpoint dir, a LLaDA-V dir, or a zoo name (None: the embedded default)."""
+                        dtype: torch.dtype | None = None, **kwargs) -> Captioner:
+        """Load a vision checkpoint dir, a LLaDA-V dir, or a zoo name (None: the embedded default); ``dtype``
+        (e.g. ``torch.bfloat16`` on a GPU) casts the weights, image features follow the model's dtype."""
         from maskzoo.vision.checkpoint import load_vision_model
 
-        model, tok = load_vision_model(path_or_name, device=device)
+        model, tok = load_vision_model(path_or_name, device=device, dtype=dtype)
         return cls(model, tok, **kwargs)
 
     def _end_of_turn_ids(self) -> list[int]:

@@ -49,8 +49,9 @@ def save_vision_model(model: VisionLanguageModel, tokenizer: Tokenizer, path: st
 
 
 def load_vision_model(path_or_name: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                      ) -> tuple[VisionLanguageModel, Tokenizer]:
-    """(model in eval mode, tokenizer) from a maskzoo vision dir, a LLaDA-V dir, or a zoo name (None: default)."""
+                      dtype: torch.dtype | None = None) -> tuple[VisionLanguageModel, Tokenizer]:
+    """(model in eval mode, tokenizer) from a maskzoo vision dir, a LLaDA-V dir, or a zoo name (None: default).
+    ``dtype`` casts the floating-point weights (e.g. ``torch.bfloat16`` on a GPU, as LLaDA-V runs)."""
     from maskzoo.core.checkpoint import load_model, read_config
     from maskzoo.vision import llava_format, zoo
 
@@ -65,10 +66,10 @@ def load_vision_model(path_or_name: str | os.PathLike | None = None, device: str
         raise UserError(f"{path}: a checkpoint is a directory with config.json, not a file")
     meta = read_config(path)
     if llava_format.is_llava_llada_config(meta):
-        return llava_format.load_llava_llada(path, device)
+        return llava_format.load_llava_llada(path, device, dtype)
     if meta.get("format") != "maskzoo" or meta.get("architecture") != "VisionLanguageModel":
         raise UserError(f"{path}: not a vision-language checkpoint (architecture {meta.get('architecture')!r})")
-    model = load_model(path, device=device)
+    model = load_model(path, device=device, dtype=dtype)
     tok = load_tokenizer(path, model.config.tokenizer)
     if tok.image_id != model.config.image_token_id or tok.mask_id != model.mask_id:
         raise UserError(f"{path}: tokenizer and model disagree on the <image> or mask token")

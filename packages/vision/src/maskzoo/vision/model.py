@@ -154,6 +154,7 @@ class VisionLanguageModel(nn.Module):
     # ------------------------------------------------------------------ images
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values [N, 3, H, W] (preprocessed) -> projected features [N, T, D]."""
+        pixel_values = pixel_values.to(self.lm.device, self.lm.dtype)  # the weights' dtype (bf16 on a GPU)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.tower_trainable):
             feats = self.tower(pixel_values)  # [N, n, C]
         h = self.projector(feats)  # [N, n, D]
@@ -170,7 +171,7 @@ class VisionLanguageModel(nn.Module):
             raise UserError("this model has no anyres tiling (or no image_newline to close its rows)")
         tile = self.tower.image_size[0]
         views, grid = anyres.views(image, tile, tiling)
-        pixels = self.tower.preprocess(views).to(self.image_newline.device)  # [1 + r c, 3, S, S]
+        pixels = self.tower.preprocess(views).to(self.lm.device, self.lm.dtype)  # [1 + r c, 3, S, S]
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.tower_trainable):
             feats = self.tower(pixels)  # [1 + r c, T, C]
         return anyres.merge(self.projector(feats), grid, image.size, self.image_newline, tiling.max_patches)
@@ -179,7 +180,7 @@ class VisionLanguageModel(nn.Module):
         """Video frames -> one feature sequence ``[F ceil(t/2)^2 (+1), D]`` (LLaDA-V / LLaVA-OneVision video path:
         each frame one squashed view, its ``t x t`` projected map halved by ``video_pool`` (stride 2), all frames
         flattened in order, one ``image_newline`` at the end)."""
-        pixels = self.tower.preprocess(frames).to(self.lm.device)  # [F, 3, S, S]
+        pixels = self.tower.preprocess(frames).to(self.lm.device, self.lm.dtype)  # [F, 3, S, S]
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.tower_trainable):
             feats = self.projector(self.tower(pixels))  # [F, t t, D]
         n, T, D = feats.shape
