@@ -143,7 +143,7 @@ def test_init_from_fair_esm_turns_token_dropout_off(fair_esm_pt):
     from maskzoo.protein.training import ModelSection, build_model
 
     path, ref = fair_esm_pt
-    model = build_model(ModelSection(init_from=str(path), max_seq_len=128))
+    model = build_model(ModelSection(init=str(path), max_seq_len=128))
     assert model.config.token_dropout is False and model.config.max_seq_len == 128
     assert model.config.num_layers == ref.num_layers
     assert torch.count_nonzero(model.embed_tokens.weight[A.mask_id]) == 0

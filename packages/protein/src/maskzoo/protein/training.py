@@ -38,7 +38,7 @@ class ModelSection:
     embed_dim: int = 256
     attention_heads: int = 8
     max_seq_len: int = 1026
-    init_from: str = ""
+    init: str = ""
     """a fair-esm ESM-2 .pt or a DSM directory to start from ("" = random init with the sizes above)"""
     attention_backend: str = ""
     """maskzoo.core.attention backend ("" = auto: xformers on CUDA when importable, else sdpa)"""
@@ -95,11 +95,11 @@ def resolve_data_path(spec: str) -> Path:
 
 
 def build_model(cfg: ModelSection) -> ESM2:
-    """A fresh DSM model, or one initialised from ``init_from`` (token dropout turned off for diffusion)."""
-    if cfg.init_from:
+    """A fresh DSM model, or one initialised from ``init`` (token dropout turned off for diffusion)."""
+    if cfg.init:
         from maskzoo.protein.checkpoints import load_model
 
-        model = dsm_from_esm2(load_model(cfg.init_from))
+        model = dsm_from_esm2(load_model(cfg.init))
         model.config.max_seq_len = cfg.max_seq_len
     else:
         model = ESM2(ESM2Config(cfg.num_layers, cfg.embed_dim, cfg.attention_heads, False, cfg.max_seq_len))
@@ -157,9 +157,9 @@ def check_recipe(recipe: ProteinTrainRecipe) -> None:
     m, d, f = recipe.model, recipe.data, recipe.diffusion
     checks = [
         (recipe.threads >= 0, "threads must be >= 0"),
-        (m.init_from or (1 <= m.num_layers <= 256), "model.num_layers must be in [1, 256]"),
-        (m.init_from or (2 <= m.embed_dim <= 16384), "model.embed_dim must be in [2, 16384]"),
-        (m.init_from or (1 <= m.attention_heads <= m.embed_dim and m.embed_dim % m.attention_heads == 0
+        (m.init or (1 <= m.num_layers <= 256), "model.num_layers must be in [1, 256]"),
+        (m.init or (2 <= m.embed_dim <= 16384), "model.embed_dim must be in [2, 16384]"),
+        (m.init or (1 <= m.attention_heads <= m.embed_dim and m.embed_dim % m.attention_heads == 0
                          and (m.embed_dim // m.attention_heads) % 2 == 0),
          "model.attention_heads must divide model.embed_dim into an even head size"),
         (3 <= m.max_seq_len <= 1 << 20, "model.max_seq_len must be in [3, 1048576]"),
