@@ -27,12 +27,16 @@ def _train(tmp_path, name, *extra):
     return run
 
 
+def meta_generation(run):
+    return json.loads((run / "model" / "config.json").read_text())["extra"]["generation"]
+
+
 def test_scenes_recipe_exports_a_loadable_captioner(tmp_path):
     run = _train(tmp_path, "scenes", "train.max_steps=2", "train.eval_every=1")
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("eval/heldout_exact" in m for m in metrics)
     cap = Captioner.from_pretrained(run / "model")
-    assert cap.settings.gen_length == 4
+    assert cap.generation()["gen_length"] == 4 and meta_generation(run) == {"steps": 2, "gen_length": 4}
     assert len(cap.caption([Image.new("RGB", (32, 32))])) == 1
     meta = json.loads((run / "model" / "config.json").read_text())
     assert meta["extra"]["stage"] == 2 and meta["config"]["tower"]["weights"] is None
