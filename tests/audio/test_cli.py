@@ -94,7 +94,7 @@ DEMO = FSDD.parent / "audio_demo"
 @pytest.mark.skipif(not (EMBEDDED / "config.json").is_file(), reason="embedded weights not built")
 def test_embedded_default_transcribes_and_answers_the_demo_files(capsys):
     refs = [json.loads(x) for x in (DEMO / "reference_transcripts.jsonl").read_text().splitlines()]
-    paths = [str(FSDD.parents[1] / r["audio"]) for r in refs]
+    paths = [str(FSDD.parents[2] / r["audio"]) for r in refs]
     rc, out, err = _run(capsys, ["audio", "transcribe", *paths, "-q"])
     assert rc == 0, err
     hyps = [ln.split("\t")[1] for ln in out.splitlines()]
