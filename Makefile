@@ -23,6 +23,10 @@ demo: install
 	@echo "== maskzoo vision caption (embedded captioner on procedural scenes) =="
 	$(BIN)/maskzoo vision caption apps/data/vision_scenes_demo/*.png
 	@echo "(reference captions: apps/data/vision_scenes_demo/reference_captions.jsonl)"
+	@echo "== maskzoo audio transcribe / ask (embedded spoken-digit model; speaker never heard in training) =="
+	$(BIN)/maskzoo audio transcribe apps/data/audio_demo/*.wav
+	$(BIN)/maskzoo audio ask apps/data/audio_demo/*.wav --question "how many digits are spoken?"
+	@echo "(reference transcripts: apps/data/audio_demo/reference_transcripts.jsonl)"
 
 lint: install
 	$(BIN)/ruff check .
