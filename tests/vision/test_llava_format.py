@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from PIL import Image
 
 from maskzoo.core.checkpoint import load_model
 from maskzoo.core.errors import UserError
+from maskzoo.vision import anyres
 from maskzoo.vision.caption import Captioner
 from maskzoo.vision.checkpoint import load_vision_model
 
@@ -102,3 +104,61 @@ def test_cli_caption_with_a_llava_llada_checkpoint(llava_dir, tmp_path, capsys):
     rc = main(["vision", "caption", str(img), "--checkpoint", str(llava_dir[0]), "--steps", "2", "--length", "4"])
     out = capsys.readouterr().out
     assert rc == 0 and out.startswith(f"{img}\t")
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"num_hidden_layers": "2"}, "num_hidden_layers"),
+    ({"hidden_size": None}, "hidden_size"),
+    ({"vocab_size": 10**12}, "vocab_size"),
+    ({"num_hidden_layers": 1000, "hidden_size": 60000, "intermediate_size": 200000}, "parameters"),
+    ({"rope_theta": "big"}, "rope_theta"),
+    ({"mm_vision_tower": "../../outside"}, "outside the checkpoint"),
+    ({"mm_spatial_pool_mode": "median"}, "mm_spatial_pool_mode"),
+])
+def test_config_fields_are_checked_before_anything_is_built(llava_dir, tmp_path, change, needle):
+    path, _ = llava_dir
+    bad = tmp_path / "bad"
+    shutil.copytree(path, bad, dirs_exist_ok=True)  # copies: a symlink out of the checkpoint would be refused
+    cfg = {k: v for k, v in json.loads((path / "config.json").read_text()).items() if change.get(k, 0) is not None}
+    cfg.update({k: v for k, v in change.items() if v is not None})
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match=needle) as e:
+        load_vision_model(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_maskzoo_vision_config_fields_are_checked(tmp_path):
+    from _vision_fixtures import tiny_vlm
+
+    from maskzoo.vision.checkpoint import save_vision_model
+
+    model, tok = tiny_vlm()
+    path = save_vision_model(model, tok, tmp_path / "m")
+    meta = json.loads((path / "config.json").read_text())
+    for field, value, needle in (("n_layers", 10**6, "n_layers"), ("d_model", "32", "d_model")):
+        broken = json.loads(json.dumps(meta))
+        broken["config"]["lm"][field] = value
+        (path / "config.json").write_text(json.dumps(broken))
+        with pytest.raises(UserError, match=needle):
+            load_vision_model(path)
+
+
+def test_a_tower_whose_views_are_not_grid_times_patch(tmp_path):
+    """SigLIP at 36 px with 8-px patches: 4 x 4 positions, the last 4 pixels of each view unused (as 384 / 14)."""
+    from _vision_fixtures import SIGLIP
+
+    path = tmp_path / "odd"
+    t = make_llava_llada_dir(path)
+    (path / "siglip-tiny" / "config.json").write_text(json.dumps({**SIGLIP, "image_size": 36}))
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["image_grid_pinpoints"] = [[36, 36], [36, 72], [72, 36]]  # multiples of the 36-px views
+    (path / "config.json").write_text(json.dumps(cfg))
+    model, _ = load_vision_model(path)
+    assert model.tower.image_size == (36, 36) and model.tower.num_tokens == 16
+    pixels = torch.randn(2, 3, 36, 36)
+    assert torch.allclose(model.tower(pixels), siglip_reference(t, pixels), atol=1e-5)
+    wide = Image.new("RGB", (70, 30), (10, 200, 30))  # best fit 72 x 36: 2 x 1 tiles of 36 px
+    views, grid = anyres.views(wide, 36, model.anyres)
+    assert grid == (2, 1) and [v.size for v in views] == [(36, 36)] * 3
+    feats = model.encode_image_tiled(wide)
+    assert feats.shape[0] == model.image_token_count(wide) == 16 + 4 * (8 + 1)  # base + 4 rows of 8 + newline

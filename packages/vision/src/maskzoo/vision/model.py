@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from maskzoo.core.checkpoint import transformer_param_count
+from maskzoo.core.config import validate_config
 from maskzoo.core.errors import UserError
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 from maskzoo.vision import anyres
@@ -73,6 +75,9 @@ class VisionModelConfig:
             raise UserError("vision model config: needs 'lm' and 'tower'")
         if d.get("video_pool", "bilinear") not in _POOLS:
             raise UserError(f"vision model config: video_pool {d['video_pool']!r} is not one of {sorted(_POOLS)}")
+        validate_config(TransformerConfig, d["lm"], "vision model config: lm", ranges=_LM_RANGES,
+                        param_count=transformer_param_count)
+        validate_config(TowerConfig, d["tower"], "vision model config: tower", ranges={"image_size": (1, 16384)})
         return cls(**d)
 
     # facts the core samplers read through ``model.config`` (see maskzoo.core.sampling.model_io)
@@ -87,6 +92,17 @@ class VisionModelConfig:
     @property
     def max_seq_len(self) -> int:
         return int(self.lm.get("max_seq_len", 1024))
+
+
+_LM_RANGES = {"vocab_size": (1, 1 << 24), "d_model": (1, 1 << 16), "n_layers": (1, 1024), "n_heads": (1, 1024),
+              "n_kv_heads": (1, 1024), "mlp_hidden": (1, 1 << 20), "max_seq_len": (1, 1 << 24)}
+
+
+def vision_param_count(cfg: dict[str, Any]) -> int:
+    """Parameters of the language model a vision config describes (the core's size check before building); its
+    ``lm`` fields are checked first, so a wrong type is a UserError naming the field."""
+    validate_config(TransformerConfig, cfg.get("lm"), "vision model config: lm", ranges=_LM_RANGES)
+    return transformer_param_count(cfg["lm"])
 
 
 def _tower_device() -> contextlib.AbstractContextManager:
@@ -289,7 +305,8 @@ def register() -> None:
     from maskzoo.core.checkpoint import ARCHITECTURES, register_architecture
 
     if "VisionLanguageModel" not in ARCHITECTURES:
-        register_architecture("VisionLanguageModel", VisionLanguageModel, VisionModelConfig)
+        register_architecture("VisionLanguageModel", VisionLanguageModel, VisionModelConfig,
+                              param_count=vision_param_count)
 
 
 register()
