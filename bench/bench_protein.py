@@ -7,10 +7,10 @@
    (``maskzoo.core.attention``: SDPA on CPU; xformers and SDPA on CUDA when a GPU is present). The two are timed in
    alternation (pairs), so load on a shared machine hits both alike; ``speedup`` = median of ``t_fair / t_maskzoo``.
    The max |logit difference| is recorded too.
-3. Training (CPU): residues/s of the DSM recipe's step (4 x 192 and 6 x 320 models, 2,064-token batches of crops
-   of 256), packed rows vs padded token-budget batches, fp32 vs bf16 autocast (``--only-train`` runs this alone).
 2. Generation: ``maskzoo protein generate``'s sampler (random remasking, temperature 1) on the embedded default model,
    batch of 4, ``steps = length / 4``; residues per second and peak memory against length.
+3. Training (CPU): residues/s of the DSM recipe's step (4 x 192 and 6 x 320 models, 2,064-token batches of crops
+   of 256), packed rows vs padded token-budget batches, fp32 vs bf16 autocast (``--only-train`` runs this alone).
 
 Peak memory on CPU: each measurement runs in a fresh process that returns freed heap to the OS
 (``malloc_trim``), resets the kernel's peak-RSS mark (``/proc/self/clear_refs``) and reports ``VmHWM`` minus the RSS
