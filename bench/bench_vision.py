@@ -80,7 +80,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cap = Captioner.from_pretrained(args.checkpoint)
     images, refs = scene_set("heldout", args.scenes, seed=1, image_size=cap.model.tower.image_size[0])
-    default_steps = cap.settings.steps
+    default_steps = cap.generation()["steps"]
     rows_batch = [run(cap, images, refs, batch_size=b, steps=default_steps, gen_length=args.gen_length)
                   for b in args.batch_sizes]
     rows_steps = [run(cap, images, refs, batch_size=max(args.batch_sizes), steps=s, gen_length=args.gen_length)
