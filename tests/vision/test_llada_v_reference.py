@@ -18,6 +18,7 @@ from _vision_fixtures import LLADA_V_REF, lladav_reference_checkpoint
 from PIL import Image
 from safetensors.torch import load_file
 
+from maskzoo.core.errors import UserError
 from maskzoo.vision.caption import Captioner
 from maskzoo.vision.images import load_image
 from maskzoo.vision.template import llava_image_tokens, render_prompt
@@ -142,3 +143,12 @@ def test_bf16_on_gpu_gives_the_float32_prompt_and_close_logits(tmp_path_factory,
         x = gpu._generate(torch.cat(feats)[None], prompt, gpu.generation(**meta["settings"][0]), None)
     assert x.shape == (1, prompt.shape[1] + 16) and not (x == gpu.model.mask_id).any()
     assert torch.cat(feats).dtype == torch.bfloat16
+
+
+def test_ask_about_video_frames(cap, ref):
+    _, meta = ref
+    frames = [LLADA_V_REF / "images" / f for f in IMAGES["video"]]
+    answer = cap.ask(frames, meta["cases"]["video"]["question"], video=True, **meta["settings"][0])
+    assert answer == meta["cases"]["video"]["caption_0"]
+    with pytest.raises(UserError, match="placeholder"):
+        cap.ask(frames, "<image> <image>\nDescribe.", video=True)
