@@ -55,3 +55,22 @@ def test_template_marks_only_responses():
 
 def test_expand_image_tokens():
     assert expand_image_tokens([1, 9, 2, 9], 9, 3) == [1, 9, 9, 9, 2, 9, 9, 9]
+
+
+def test_tokenizer_file_named_in_config_must_stay_inside_the_checkpoint(tmp_path):
+    import json
+
+    from _vision_fixtures import tiny_vlm
+
+    from maskzoo.core.errors import UserError
+    from maskzoo.vision.checkpoint import load_vision_model, save_vision_model
+
+    model, tok = tiny_vlm()
+    path = save_vision_model(model, tok, tmp_path / "m")
+    (tmp_path / "outside.json").write_text((path / "vocab.json").read_text())
+    meta = json.loads((path / "config.json").read_text())
+    for name in ("../outside.json", "/etc/passwd"):
+        meta["config"]["tokenizer"]["file"] = name
+        (path / "config.json").write_text(json.dumps(meta))
+        with pytest.raises(UserError, match="outside the checkpoint|absolute path"):
+            load_vision_model(path)

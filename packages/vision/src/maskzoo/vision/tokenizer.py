@@ -22,6 +22,7 @@ from typing import Protocol
 
 import torch
 
+from maskzoo.core.checkpoint import resolve_inside
 from maskzoo.core.errors import UserError
 
 IMAGE_TOKEN = "<image>"
@@ -102,9 +103,17 @@ class WordTokenizer:
 
     @classmethod
     def load(cls, directory: Path, spec: dict) -> WordTokenizer:
-        d = json.loads((Path(directory) / spec.get("file", "vocab.json")).read_text())
-        if d.get("type") != "word" or tuple(d["vocab"][: len(WORD_SPECIALS)]) != WORD_SPECIALS:
-            raise UserError(f"{directory}: vocab.json is not a maskzoo word tokenizer")
+        f = resolve_inside(directory, spec.get("file", "vocab.json"), "tokenizer file")
+        if not f.is_file():
+            raise UserError(f"tokenizer file not found: {f}")
+        try:
+            d = json.loads(f.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{f}: not valid JSON ({e})") from None
+        if (not isinstance(d, dict) or d.get("type") != "word" or not isinstance(d.get("vocab"), list)
+                or tuple(d["vocab"][: len(WORD_SPECIALS)]) != WORD_SPECIALS
+                or not all(isinstance(w, str) for w in d["vocab"])):
+            raise UserError(f"{f}: not a maskzoo word tokenizer")
         return cls(d["vocab"][len(WORD_SPECIALS):])
 
 
@@ -188,8 +197,14 @@ class HFTokenizer:
 
     @classmethod
     def load(cls, directory: Path, spec: dict) -> HFTokenizer:
-        return cls(Path(directory) / spec.get("file", "tokenizer.json"), spec.get("specials"),
-                   spec.get("image_token"))
+        specials, image_token = spec.get("specials"), spec.get("image_token")
+        if specials is not None and not (isinstance(specials, dict)
+                                         and all(isinstance(v, str) for v in specials.values())):
+            raise UserError(f"{directory}: tokenizer 'specials' must map names to token strings")
+        if image_token is not None and not isinstance(image_token, str):
+            raise UserError(f"{directory}: tokenizer 'image_token' must be a string")
+        return cls(resolve_inside(directory, spec.get("file", "tokenizer.json"), "tokenizer file"), specials,
+                   image_token)
 
 
 TOKENIZERS = {"word": WordTokenizer, "hf": HFTokenizer}
@@ -197,6 +212,8 @@ TOKENIZERS = {"word": WordTokenizer, "hf": HFTokenizer}
 
 def load_tokenizer(directory: str | Path, spec: dict) -> Tokenizer:
     """Rebuild the tokenizer a checkpoint's config.json describes (``{"type": "word"|"hf", ...}``)."""
+    if not isinstance(spec, dict):
+        raise UserError(f"{directory}: config.json 'tokenizer' must be an object")
     kind = spec.get("type")
     if kind not in TOKENIZERS:
         raise UserError(f"{directory}: unknown tokenizer type {kind!r}")
