@@ -76,6 +76,8 @@ def test_the_fixture_is_the_published_geometry(cap):
     assert model.anyres.max_patches == 4 and len(model.anyres.resolutions) == 36
     assert model.lm.config.vocab_size == 126349  # resize_token_embeddings(len(tokenizer)), as LLaDA-V loads it
     assert model.config.suppress_tokens == [126080, 126081, 126346, 126347]
+    assert cap.generation() == {"gen_length": 128, "steps": 128, "block_length": 128, "temperature": 0.0,
+                                "remasking": "low_confidence"}  # generate_demo.py's settings
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -64,6 +64,9 @@ from maskzoo.vision.tokenizer import HFTokenizer
 TOWER_PREFIX = "model.vision_tower.vision_tower.vision_model."
 #: SigLIP attention heads by width, when the tower's own config.json is not available
 SIGLIP_HEADS = {768: 12, 1024: 16, 1152: 16, 1536: 16}
+#: sampler defaults of a published checkpoint: LLaDA-V's generate_demo.py (greedy low-confidence, 128 tokens; steps
+#: and block length default to the length: 128 steps, one block, as the demo)
+GENERATION = {"gen_length": 128, "temperature": 0.0, "remasking": "low_confidence"}
 #: LLaDA-V's SigLipImageProcessor size (= crop size): the base view and every anyres tile are this many pixels
 PROCESSOR_SIZE = 384
 #: the tokens LLaDA-V's ``generate_with_embeds`` forbids at masked positions (ids 126080, 126081, 126346, 126347
@@ -287,5 +290,5 @@ def load_llava_llada(path: str | Path, device: str | torch.device = "cpu", dtype
             state[key] = state[key][:vocab]  # [V_tok, D]
     model = build_empty(VisionLanguageModel, vcfg)
     load_state_strict(model, state, path, dtype)  # a tied lm_head may be absent, as in the published files
-    model.checkpoint_extra = {"source_format": "llava_llada"}
+    model.checkpoint_extra = {"source_format": "llava_llada", "generation": dict(GENERATION)}
     return model.to(device).eval(), tok
