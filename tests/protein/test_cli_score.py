@@ -142,3 +142,22 @@ def test_checkpoint_accepts_a_run_directory(tiny_dsm_dir, tmp_path, capsys):
     assert main(["protein", "score", str(fasta), "--checkpoint", str(run), "--samples", "2"]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("a\t10\t") and "using its exported model" in captured.err
+
+
+def test_quiet_silences_status_and_train_says_where_the_model_went(tiny_dsm_dir, tmp_path, capsys):
+    fasta = tmp_path / "s.fasta"
+    fasta.write_text("".join(f">c{i}\n{'MKTAYIAKQRQISFVKSHFSRQ'[i:] * 2}\n" for i in range(8)))
+    args = ["protein", "score", str(fasta), "--checkpoint", str(tiny_dsm_dir), "--samples", "2"]
+    assert main(args) == 0
+    assert "scored 8 sequence(s)" in capsys.readouterr().err
+    assert main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    run = tmp_path / "run"
+    assert main(["protein", "train", f"run_dir={run}", f"export={run / 'model'}", f"data.train={fasta}",
+                 f"data.valid={fasta}", "model.num_layers=1", "model.embed_dim=16", "model.attention_heads=2",
+                 "data.crop_len=32", "data.max_tokens=128", "train.max_steps=2", "train.warmup_steps=1",
+                 "data.num_valid=2", "diffusion.elbo_samples=2", "train.eval_every=2", "train.progress=false"]) == 0
+    err = capsys.readouterr().err
+    assert f"model written to {run / 'model'}" in err and (run / "model" / "config.json").is_file()
+    gen = json.loads((run / "model" / "config.json").read_text())["extra"]["generation"]
+    assert gen["remasking"] == "random" and gen["temperature"] == 1.0
