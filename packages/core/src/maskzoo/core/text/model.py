@@ -18,9 +18,10 @@ from maskzoo.core.text.tokenizer import CharTokenizer
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 
 DEFAULT_MODEL = "text-char-shakespeare"
-DEFAULT_GENERATION = {"gen_length": 128, "temperature": 0.8, "remasking": "low_confidence", "top_p": 0.9}
-"""Sampling settings written into every exported text model (``extra.generation`` of config.json): sampled,
-because greedy low-confidence decoding of small character models collapses into repetitions."""
+DEFAULT_GENERATION = {"gen_length": 128, "temperature": 0.5, "top_p": 0.8, "remasking": "random"}
+"""Sampling settings written into every exported text model (``extra.generation`` of config.json): random order,
+sampled, because confidence-ordered decoding of small character models collapses into repetitions (see the
+embedded model's card)."""
 
 
 def embedded_dir(name: str = DEFAULT_MODEL) -> Path:
