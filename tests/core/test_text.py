@@ -103,7 +103,8 @@ def test_autoregressive_baseline_trains_with_the_same_recipe(tmp_path: Path):
 
 def test_generate_command_is_repeatable_and_keeps_the_prompt(tiny_model_dir: Path, tmp_path: Path, capsys):
     args = ["text", "generate", "--checkpoint", str(tiny_model_dir), "--prompt", "ROMEO:", "--length", "16",
-            "--steps", "8", "--block-length", "8", "--temperature", "1.0", "--num", "2", "--seed", "3"]
+            "--steps", "8", "--block-length", "8", "--temperature", "1.0", "--num", "2", "--seed", "3",
+            "--remasking", "low_confidence"]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert first.startswith("=== sample 0 ===\nROMEO:") and "\n=== sample 1 ===\nROMEO:" in first
