@@ -1,13 +1,16 @@
 """Every ```python block of every README runs as written from the repository root.
 
-Blocks come from README.md and packages/*/README.md. Each runs in a fresh interpreter (one torch thread, offline)
-with the repository root as working directory. A block that imports a ``maskzoo.<package>`` that is not
-installed is skipped; everything else must exit 0. Blocks of one README run in order, separately.
+Blocks come from README.md and packages/*/README.md. The blocks of one README run in order in one fresh
+interpreter and share their names, as a reader would paste them into one session (a later block may use the
+``model`` of an earlier one); one torch thread, offline, the repository root as working directory. A block that
+names a ``maskzoo.<package>`` that is not installed is skipped (and so is every later block of that README);
+every other block must run without an exception. A failure names the README line of its block.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -52,14 +55,25 @@ def extract_python_blocks(text: str) -> list[tuple[int, str]]:
     return blocks
 
 
+_DRIVER = """
+import json, sys, traceback
+blocks = json.load(sys.stdin)
+namespace = {"__name__": "__main__"}
+for line, code in blocks:
+    try:
+        exec(compile(code, f"README line {line}", "exec"), namespace)
+    except BaseException:
+        sys.stderr.write(f"@@ block at line {line} failed\\n{code}\\n")
+        traceback.print_exc()
+        sys.exit(1)
+"""
+
+
 def _cases() -> list:
     cases = []
     for readme in READMES:
-        if not readme.is_file():
-            continue
-        rel = readme.relative_to(ROOT)
-        for line, code in extract_python_blocks(readme.read_text(encoding="utf-8")):
-            cases.append(pytest.param(code, id=f"{rel}:{line}"))
+        if readme.is_file() and extract_python_blocks(readme.read_text(encoding="utf-8")):
+            cases.append(pytest.param(readme, id=str(readme.relative_to(ROOT))))
     return cases
 
 
@@ -67,14 +81,20 @@ def _missing_packages(code: str) -> list[str]:
     return sorted({p for p in _PACKAGE.findall(code) if importlib.util.find_spec(f"maskzoo.{p}") is None})
 
 
-@pytest.mark.parametrize("code", _cases())
-def test_readme_python_block_runs(code: str):
-    missing = _missing_packages(code)
-    if missing:
-        pytest.skip(f"needs maskzoo.{', maskzoo.'.join(missing)} (not installed)")
+@pytest.mark.parametrize("readme", _cases())
+def test_readme_python_blocks_run(readme: Path):
+    blocks = extract_python_blocks(readme.read_text(encoding="utf-8"))
+    runnable = []
+    for line, code in blocks:
+        if _missing_packages(code):
+            break  # later blocks may build on this one
+        runnable.append((line, code))
+    if not runnable:
+        pytest.skip(f"{readme.name}: needs maskzoo.{', maskzoo.'.join(_missing_packages(blocks[0][1]))}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASKZOO_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, f"README block failed:\n{code}\n--- stderr ---\n{r.stderr[-3000:]}"
+    r = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps(runnable), cwd=ROOT, capture_output=True,
+                       text=True, timeout=600, env=env)
+    assert r.returncode == 0, f"{readme.relative_to(ROOT)}: {r.stderr[-3000:]}"
 
 
 def test_extractor_handles_fences_robustly():
