@@ -25,12 +25,13 @@ from maskzoo.vision.template import llava_image_tokens, render_prompt
 
 IMAGE_TOKEN_INDEX = -200  # LLaDA-V's placeholder id in input_ids
 CASES = ["square", "wide", "tall", "wide_small", "tall_small", "two_images", "video"]
-IMAGES = {"square": ["square.png"], "wide": ["wide.png"], "tall": ["tall.png"], "wide_small": ["wide_small.png"],
+IMAGES = {"video_eot": [f"frame{k}.png" for k in range(4)], "square": ["square.png"], "wide": ["wide.png"], "tall": ["tall.png"], "wide_small": ["wide_small.png"],
           "tall_small": ["tall_small.png"], "two_images": ["wide.png", "square.png"],
           "video": [f"frame{k}.png" for k in range(4)]}
 # "stop": the demo's call, stopping_criteria=["<|eot_id|>"] with the block-8 setting (no <|eot_id|> came up here)
 GENERATED = [("video", "0"), ("video", "1"), ("video", "2"), ("video", "stop"), ("wide_small", "0"),
-             ("wide_small", "1"), ("wide_small", "stop"), ("tall_small", "2"), ("tall_small", "stop")]
+             ("wide_small", "1"), ("wide_small", "stop"), ("tall_small", "2"), ("tall_small", "stop"),
+             ("video_eot", "1")]  # video_eot: a question after which <|eot_id|> comes up inside the second block
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def _images(name: str) -> list[Image.Image]:
 
 def _features(cap: Captioner, name: str) -> list[torch.Tensor]:
     frames = _images(name)
-    if name == "video":
+    if name.startswith("video"):
         return [cap.model.encode_video(frames)]  # [F 14 14 + 1, D]
     return [cap.model.encode_image_tiled(im) for im in frames]  # n x [N_i, D]
 
@@ -154,3 +155,16 @@ def test_ask_about_video_frames(cap, ref):
     assert answer == meta["cases"]["video"]["caption_0"]
     with pytest.raises(UserError, match="placeholder"):
         cap.ask(frames, "<image> <image>\nDescribe.", video=True)
+
+
+@pytest.mark.xfail(strict=True, reason="LLaDA-V's stopping_criteria: once <|eot_id|> is decoded, the rest of the "
+                   "block reveals only positions before it, which changes the tokens there (here position 8: "
+                   "198 instead of 36); the core generate has no such option yet, captions are cut after plain "
+                   "decoding")
+def test_stopping_criteria_inside_a_block(cap, ref):
+    tensors, meta = ref
+    frames = [LLADA_V_REF / "images" / f for f in IMAGES["video_eot"]]
+    want = tensors["video_eot.generate_stop"].tolist()  # cut at the stop: 9 tokens
+    assert want[:8] == tensors["video_eot.generate_1"].tolist()[:8]  # plain decoding agrees up to position 8
+    answer = cap.ask(frames, meta["cases"]["video_eot"]["question"], video=True, **meta["settings"][1])
+    assert answer == meta["cases"]["video_eot"]["caption_stop"]
