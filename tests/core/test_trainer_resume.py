@@ -75,3 +75,6 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     rows_killed = [r for r in read_metrics(killed / "metrics.jsonl")]
     assert [r["step"] for r in rows_killed] == [r["step"] for r in rows_full] == list(range(2, 17, 2))
     assert [r["loss"] for r in rows_killed] == [r["loss"] for r in rows_full]
+    # the wall clock carries over the resume: elapsed time never goes backwards (the killed run slept 0.1 s per step)
+    elapsed = [r["elapsed_s"] for r in rows_killed]
+    assert elapsed == sorted(elapsed) and elapsed[-1] >= 0.4, elapsed

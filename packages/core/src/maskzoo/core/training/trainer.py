@@ -213,6 +213,7 @@ class Trainer:
         self.resumed_from: Path | None = None
         self._saved_step = -1
         self._t_start = time.perf_counter()
+        self._elapsed_before = 0.0  # training wall time of the runs this one resumed (carried in checkpoints)
         self.metrics = MetricsLogger(self.run_dir / "metrics.jsonl" if self.is_main else None)
         if not hasattr(train_data, "state_dict"):
             warnings.warn(
@@ -308,7 +309,7 @@ class Trainer:
             )
         row = {"step": self.step, "loss": means.pop("loss"), "lr": lr, "grad_norm": means.pop("grad_norm")}
         row["tokens_per_s"] = window.tokens * self.dist.world_size / window.train_seconds()
-        row["elapsed_s"] = time.perf_counter() - self._t_start
+        row["elapsed_s"] = self.elapsed()
         row.update(means)
         self.metrics.log(row)
         self.last_metrics.update({k: v for k, v in row.items() if k not in ("step", "elapsed_s")})
@@ -346,7 +347,12 @@ class Trainer:
             "rng": rng,
             "loss_rng": ddp.gather_objects(ckpt.capture_owned_generators(self.loss_fn)),
             "world_size": self.dist.world_size,
+            "elapsed_s": self.elapsed(),
         }
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds of training so far, including the runs this one resumed from."""
+        return self._elapsed_before + time.perf_counter() - self._t_start
 
     def save_checkpoint(self) -> Path | None:
         """Write the checkpoint of the current step (rank 0; every rank must call it). Returns its path."""
@@ -391,6 +397,7 @@ class Trainer:
                 )
             self.train_data.load_state_dict(state["data"])
         self.step = int(state["step"])
+        self._elapsed_before = float(state.get("elapsed_s", 0.0))
         rng = state["rng"]
         if int(state["world_size"]) == self.dist.world_size:
             ckpt.restore_rng_state(rng[self.dist.rank])
@@ -443,4 +450,4 @@ class Trainer:
         if self._owns_group:
             ddp.cleanup()
             self._owns_group = False
-        return {"step": self.step, **self.last_metrics, "wall_s": time.perf_counter() - self._t_start}
+        return {"step": self.step, **self.last_metrics, "wall_s": self.elapsed()}
