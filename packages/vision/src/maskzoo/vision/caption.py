@@ -22,7 +22,7 @@ from PIL import Image
 from maskzoo.core.errors import UserError
 from maskzoo.core.generation_config import resolve_generation, validate_generation_block
 from maskzoo.core.progress import progress as progress_bar
-from maskzoo.core.sampling import generate
+from maskzoo.core.sampling import CONFIDENCE_RULES, generate
 from maskzoo.vision.data import check_prompt, open_image
 from maskzoo.vision.images import to_rgb
 from maskzoo.vision.model import VisionLanguageModel
@@ -153,7 +153,14 @@ class Captioner:
                   generator: torch.Generator | None) -> torch.Tensor:
         """The core sampler on prompts ``batch`` [b, P] whose placeholders take ``feats`` [b, T, D]."""
         return generate(self.model.denoiser(feats), batch, **s, mask_id=self.model.mask_id, eos_id=self.tok.eos_id,
-                        generator=generator, suppress_tokens=self.model.config.suppress_tokens or None)  # [b, P+G]
+                        generator=generator, suppress_tokens=self.model.config.suppress_tokens or None,
+                        stop_tokens=self._stop_tokens(s))  # [b, P+G]
+
+    def _stop_tokens(self, s: dict[str, Any]) -> list[int] | None:
+        """The checkpoint's stop tokens where the sampler supports them (confidence remasking, fixed counts)."""
+        stops = self.model.config.stop_tokens
+        fixed = s.get("threshold") is None and s.get("factor") is None
+        return stops if stops and fixed and s.get("remasking", "low_confidence") in CONFIDENCE_RULES else None
 
     @torch.no_grad()
     def ask(self, images: Sequence[ImageLike], prompt: str, *, video: bool = False, system: str | None = None,

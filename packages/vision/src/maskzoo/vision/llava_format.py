@@ -72,6 +72,7 @@ PROCESSOR_SIZE = 384
 #: the tokens LLaDA-V's ``generate_with_embeds`` forbids at masked positions (ids 126080, 126081, 126346, 126347
 #: of LLaDA's tokenizer), by name so that a tokenizer with other ids gets the same rule
 SUPPRESSED_TOKENS = ("<|startoftext|>", "<|endoftext|>", "<|start_header_id|>", "<|end_header_id|>")
+STOP_TOKEN = "<|eot_id|>"  # generate_demo.py's stopping_criteria
 PROMPT = "<image>\nDescribe the image."
 
 _LM_BLOCK = {"self_attn.q_proj": "attn.q_proj", "self_attn.k_proj": "attn.k_proj", "self_attn.v_proj": "attn.v_proj",
@@ -230,6 +231,7 @@ def config_from_llava_llada(path: Path, cfg: dict[str, Any], state: dict[str, to
                                         "image_token": tok.image_token},
                              template="llava_llada", prompt=PROMPT,
                              suppress_tokens=[tok.token_id(t) for t in SUPPRESSED_TOKENS],
+                             stop_tokens=[tok.token_id(STOP_TOKEN)],
                              video_pool=pool)
 
 

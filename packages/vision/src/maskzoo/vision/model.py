@@ -46,7 +46,8 @@ class VisionModelConfig:
     ``prompt``: default captioning prompt; ``anyres``: LLaVA-NeXT tiling (:class:`~maskzoo.vision.anyres.AnyRes`
     as a dict; None: every image is one view of ``tokens_per_image`` features); ``suppress_tokens``: ids never
     generated (LLaDA-V's ``generate_with_embeds`` forbids end-of-text and the chat-turn ids at masked positions);
-    ``video_pool``: how video frames' feature maps are halved (``bilinear`` | ``average`` | ``max``, LLaDA-V's
+    ``stop_tokens``: LLaDA-V's ``stopping_criteria`` (``<|eot_id|>``): once revealed, decoding goes on only before
+    it (confidence samplers; see :mod:`maskzoo.core.sampling.stop_tokens`); ``video_pool``: how video frames' feature maps are halved (``bilinear`` | ``average`` | ``max``, LLaDA-V's
     ``mm_spatial_pool_mode``).
     """
 
@@ -60,6 +61,7 @@ class VisionModelConfig:
     prompt: str = DEFAULT_PROMPT
     anyres: dict[str, Any] | None = None
     suppress_tokens: list[int] = field(default_factory=list)
+    stop_tokens: list[int] = field(default_factory=list)
     video_pool: str = "bilinear"
 
     def to_dict(self) -> dict[str, Any]:

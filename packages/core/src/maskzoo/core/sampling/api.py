@@ -66,6 +66,7 @@ from .parallel import Factor, ParallelSampler, Threshold, float64_probability
 from .prompts import PromptInput, batch_prompts
 from .remasking import ConfidenceSampler
 from .remdm import ReMDMSampler
+from .stop_tokens import StopConfidenceSampler
 from .stopping import rows_finished, trim_after_eos
 
 
@@ -126,24 +127,26 @@ def _check_token(name: str, value: int | None, vocab: int | None) -> None:
         raise UserError(f"{name} {value} is outside the model's vocabulary of {vocab} tokens")
 
 
-def _suppressed_ids(tokens: Sequence[int] | Tensor | None, vocab: int | None) -> Tensor | None:
-    """``suppress_tokens`` as a sorted unique int64 tensor [S] (None when empty), validated against the vocabulary."""
+def _suppressed_ids(
+    tokens: Sequence[int] | Tensor | None, vocab: int | None, name: str = "suppress_tokens"
+) -> Tensor | None:
+    """Token ids ``tokens`` (argument ``name``) as a sorted unique int64 tensor [S] (None when empty), in vocab."""
     if tokens is None:
         return None
     try:
         ids = torch.as_tensor(tokens if isinstance(tokens, Tensor) else list(tokens))
     except (TypeError, ValueError, RuntimeError) as err:
-        raise UserError(f"suppress_tokens must be a sequence of token ids: {err}") from None
+        raise UserError(f"{name} must be a sequence of token ids: {err}") from None
     if ids.dim() > 1 or (ids.numel() and (ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool)):
-        raise UserError(f"suppress_tokens must be a flat sequence of integer token ids, got {tokens!r}")
+        raise UserError(f"{name} must be a flat sequence of integer token ids, got {tokens!r}")
     ids = ids.reshape(-1).to(torch.int64).unique()  # [S] sorted
     if ids.numel() == 0:
         return None
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or (vocab is not None and hi >= vocab):
-        raise UserError(f"suppress_tokens contain id {lo if lo < 0 else hi}, outside the vocabulary of {vocab} tokens")
+        raise UserError(f"{name} contain id {lo if lo < 0 else hi}, outside the vocabulary of {vocab} tokens")
     if vocab is not None and ids.numel() >= vocab:
-        raise UserError("suppress_tokens forbid every token of the vocabulary; nothing could be generated")
+        raise UserError(f"{name} cover every token of the vocabulary; nothing could be generated")
     return ids
 
 
@@ -237,6 +240,7 @@ def generate(
     cache: str | None = None,
     threshold: float | None = None,
     factor: float | None = None,
+    stop_tokens: Sequence[int] | Tensor | None = None,
 ) -> Tensor:
     """Generate ``gen_length`` tokens after each prompt with a masked diffusion model.
 
@@ -265,6 +269,9 @@ def generate(
         threshold: reveal per step every masked token of the block whose confidence is >= ``threshold`` (at least
             one); ``steps`` becomes an upper bound per block (see :mod:`.parallel`).
         factor: Fast-dLLM's factor rule: reveal the largest ``k`` whose k-th confidence is >= 1 - factor / (k + 1).
+        stop_tokens: LLaDA-V's ``stopping_criteria`` (single-token stops, e.g. ``<|eot_id|>``): once a row reveals
+            one, its block goes on only before it and later blocks are skipped; every position from it on is set to
+            the stop token (see :mod:`.stop_tokens`). Works with the confidence samplers, without threshold/factor.
 
     Returns:
         LongTensor [B, P + gen_length]: the (left-padded) prompts followed by the generated tokens.
@@ -322,6 +329,14 @@ def generate(
     denoiser = Denoiser(model, full_mask, prompt_positions, mask_id, cfg_scale, _on(suppress, device))
     draw = TokenDraw(temperature, top_k, top_p, generator)
     sampler = _sampler(remasking, schedule, threshold, factor)
+    stops = _suppressed_ids(stop_tokens, vocab, "stop_tokens")
+    if stops is not None:
+        if not (isinstance(sampler, ConfidenceSampler) and threshold is None and factor is None):
+            raise UserError(
+                f"stop_tokens work with the confidence samplers ({', '.join(CONFIDENCE_RULES)}) without threshold or "
+                f"factor, not with remasking={remasking!r}"
+            )
+        sampler = StopConfidenceSampler(sampler.rule, stops.to(device), prompt_len)
     block_cache = CACHES[cache]
 
     for b, (start, end) in enumerate(block_spans(prompt_len, gen_length, block_length)):
