@@ -182,8 +182,15 @@ class AudioLanguageModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, audio_embeds: torch.Tensor | None = None,
                 waveforms: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if (audio_embeds is None) == (waveforms is None):
-            raise ValueError("give exactly one of audio_embeds and waveforms")
+        """Logits ``[B, L, V]``; the audio comes as ``audio_embeds`` [B, A, D] or ``waveforms`` [B, S]. With
+        neither, ``input_ids`` must hold no ``<audio>`` placeholder and the frozen text LM runs alone (the zoo's
+        ``model(ids)`` contract)."""
+        if audio_embeds is not None and waveforms is not None:
+            raise ValueError("give one of audio_embeds and waveforms, not both")
+        if audio_embeds is None and waveforms is None:
+            if bool((input_ids == self.audio_token_id).any()):
+                raise UserError("these ids hold <audio> placeholders: pass waveforms= or audio_embeds=")
+            return self.lm(input_ids, attention_mask=attention_mask)
         if audio_embeds is None:
             audio_embeds = self.encode_audio(waveforms)  # [B, A, D]
         return self.lm(inputs_embeds=self.embed(input_ids, audio_embeds), attention_mask=attention_mask)
