@@ -188,7 +188,7 @@ def test_a_report_into_an_existing_folder_keeps_the_other_files(ws, capsys):
 
 
 TINY = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.max_seq_len=16", "data.seq_len=16",
-        "data.batch_size=2", "eval.windows=1", "eval.num_samples=1"]
+        "data.batch_size=2", "eval.windows=1", "eval.num_samples=2"]
 
 
 def _recipe(ws: Path, text: str) -> Path:
@@ -206,11 +206,7 @@ def _recipe(ws: Path, text: str) -> Path:
         ("data:\n  batch_size: 0\n", ["train.max_steps=1"], "batch_size"),
         ("train:\n  lr: .nan\n", [], "lr"),
         ("run_dir: {ws}/report_file\n", ["train.max_steps=1"], "report_file"),
-        pytest.param(
-            "export: {ws}/report_file/model\n", ["train.max_steps=1", "run_dir={ws}/run", *TINY], "report_file",
-            marks=pytest.mark.xfail(strict=True, reason="text/train.py checks only an existing export path; it "
-                                    "must pass export_dir= to the Trainer (checked at start)"),
-        ),
+        ("export: {ws}/report_file/model\n", ["train.max_steps=1", "run_dir={ws}/run", *TINY], "report_file"),
     ],
 )
 def test_recipe_mistakes_fail_before_training(ws, capsys, yaml_text, overrides, needle):

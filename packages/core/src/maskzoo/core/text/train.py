@@ -16,6 +16,7 @@ import torch
 
 from maskzoo.core.config import load_config
 from maskzoo.core.errors import UserError
+from maskzoo.core.fileio import check_output_dir
 from maskzoo.core.text.data import read_text, split_text
 from maskzoo.core.text.model import build_text_model, save_text_model
 from maskzoo.core.text.tokenizer import CharTokenizer
@@ -126,8 +127,7 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
         raise UserError(f"data.seq_len={recipe.data.seq_len} exceeds model.max_seq_len={recipe.model.max_seq_len}")
     make_loss, causal = OBJECTIVES[recipe.objective]
     out = Path(recipe.export) if recipe.export else Path(recipe.run_dir) / "model"
-    if out.exists() and not out.is_dir():  # checked now, not after hours of training
-        raise UserError(f"export={out}: exists and is not a directory")
+    check_output_dir(out, "export")  # checked now, not after hours of training
 
     text = read_text(recipe.data.path)
     tok = CharTokenizer.from_text(text)
@@ -149,7 +149,7 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
 
     run_dir = Path(recipe.run_dir)
     trainer = Trainer(model, make_loss(tok, recipe), loader, recipe.train, eval_fn=eval_fn, run_dir=run_dir,
-                      resume=resume, run_config=recipe)
+                      resume=resume, run_config=recipe, export_dir=out)
     summary = trainer.fit()
     if trainer.is_main:
         with trainer.eval_weights() as final:
