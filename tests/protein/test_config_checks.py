@@ -16,8 +16,8 @@ from maskzoo.protein.checkpoints import load_model
     "change, match",
     [
         ({"num_layers": "4"}, "num_layers"),
-        ({"embed_dim": 10**9}, "parameters.*size field"),
-        ({"num_layers": 10**6}, "parameters.*size field"),
+        ({"embed_dim": 10**9}, "parameters.*field .embed_dim. = 1000000000 wrong"),
+        ({"num_layers": 10**6}, "parameters.*field .num_layers. = 1000000 wrong"),
         ({"attention_heads": 0}, "attention_heads"),
         ({"attention_heads": 5}, "not divisible"),
         ({"vocab_size": 40}, "vocab_size"),

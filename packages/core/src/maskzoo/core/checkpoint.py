@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from maskzoo.core import llada_format
-from maskzoo.core.config import DEFAULT_MAX_PARAMS, validate_config
+from maskzoo.core.config import DEFAULT_MAX_PARAMS, size_hint, validate_config
 from maskzoo.core.errors import UserError
 from maskzoo.core.fileio import atomic_dir
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
@@ -228,7 +228,7 @@ _FLOAT_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "
 
 
 def _check_stored(path: Path, headers: dict[str, tuple[str, tuple[int, ...]]], declared: Any,
-                  n_params: int | None) -> None:
+                  n_params: int | None, hint: str = "; is a size field wrong?") -> None:
     """Weights on disk against the config: one float dtype (the declared one, if any), and a size that matches
     the parameter count the config implies (so an absurd config fails before the model is built)."""
     floats = {_FLOAT_DTYPES[dt] for dt, _ in headers.values() if dt in _FLOAT_DTYPES}
@@ -243,7 +243,7 @@ def _check_stored(path: Path, headers: dict[str, tuple[str, tuple[int, ...]]], d
         if n_params > 2 * stored + 1_000_000:  # slack for buffers/tied copies; the strict load checks exactly
             raise UserError(
                 f"{path / CONFIG_FILE}: the config describes about {n_params:.3g} parameters but the weights hold "
-                f"{stored:.3g}; is a size field wrong?"
+                f"{stored:.3g}{hint}"
             )
 
 
@@ -350,7 +350,8 @@ def _load_maskzoo(path: Path, meta: dict[str, Any], dtype: torch.dtype | None) -
         validate_config(config_cls, meta["config"], f"{path / CONFIG_FILE}: config", param_count=count)
         n_params = count(_with_defaults(config_cls, meta["config"])) if count else None
     files, _ = _weight_files(path)
-    _check_stored(path, _headers(files), meta.get("dtype"), n_params)
+    defaults = _with_defaults(config_cls, {}) if dataclasses.is_dataclass(config_cls) else {}
+    _check_stored(path, _headers(files), meta.get("dtype"), n_params, size_hint(meta["config"], defaults))
     model = build_empty(model_cls, config_cls.from_dict(meta["config"]))
     load_state_strict(model, _read_weights(path), path, dtype)
     model.checkpoint_extra = dict(meta.get("extra") or {})

@@ -289,23 +289,23 @@ def validate_config(
         filled = {n: f.default for n, f in fields.items() if f.default is not dataclasses.MISSING}
         n_params = param_count({**filled, **{k: v for k, v in data.items() if k in fields}})
         if n_params > max_params:
-            culprit = _likely_size_field(data, filled)
-            hint = f"; is field '{culprit}' = {data[culprit]} wrong?" if culprit else "; is a size field wrong?"
             raise UserError(
                 f"{source}: the fields describe about {n_params:.3g} parameters, beyond the limit of "
-                f"{max_params:.3g}{hint}"
+                f"{max_params:.3g}{size_hint(data, filled)}"
             )
     return dict(data)
 
 
-def _likely_size_field(data: Mapping[str, Any], defaults: Mapping[str, Any]) -> str | None:
-    """The integer field furthest above its default (or the largest integer field): the likely typo."""
+def size_hint(data: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    """``"; is field 'x' = N wrong?"`` naming the integer field furthest above its default (or the largest
+    integer field): the likely typo behind an absurd size."""
     ints = {k: v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool) and v > 0}
     if not ints:
-        return None
+        return "; is a size field wrong?"
 
     def excess(name: str) -> float:
         base = defaults.get(name)
         return ints[name] / base if isinstance(base, int) and not isinstance(base, bool) and base > 0 else ints[name]
 
-    return max(ints, key=excess)
+    name = max(ints, key=excess)
+    return f"; is field '{name}' = {ints[name]} wrong?"
