@@ -9,10 +9,14 @@ BIN    := $(VENV)/bin
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt requirements-tools.txt packages/core/pyproject.toml packages/protein/pyproject.toml packages/vision/pyproject.toml packages/audio/pyproject.toml
+	@echo "== [1/4] creating the virtual environment $(VENV) =="
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	@echo "== [2/4] installing torch, torchvision, torchaudio and the test tools (about 1-2 minutes) =="
 	$(PY) -m pip install -q -r requirements-dev.txt
+	@echo "== [3/4] installing maskzoo-core, -protein, -vision, -audio (editable) =="
 	$(PY) -m pip install -q -r requirements-tools.txt -e packages/core -e packages/protein -e packages/vision -e packages/audio
+	@echo "== [4/4] installed: $(BIN)/maskzoo =="
 	touch $@
 
 demo: install
