@@ -148,3 +148,17 @@ def test_init_from_fair_esm_turns_token_dropout_off(fair_esm_pt):
     assert model.config.num_layers == ref.num_layers
     assert torch.count_nonzero(model.embed_tokens.weight[A.mask_id]) == 0
     assert torch.equal(model.embed_tokens.weight[5], ref.embed_tokens.weight[5])
+
+
+def test_dsm_from_esm2_zeroes_the_mask_row_only_after_token_dropout():
+    """A fair-esm ESM-2 (token dropout on) gets a zero <mask> row; a DSM model keeps the row it learned."""
+    from maskzoo.protein.model import ESM2, ESM2Config, dsm_from_esm2
+
+    torch.manual_seed(0)
+    for dropout in (True, False):
+        model = ESM2(ESM2Config(num_layers=1, embed_dim=16, attention_heads=2, token_dropout=dropout))
+        row = model.embed_tokens.weight[model.mask_id].clone()
+        assert row.abs().sum() > 0
+        out = dsm_from_esm2(model)
+        assert out.config.token_dropout is False
+        assert torch.equal(out.embed_tokens.weight[out.mask_id], torch.zeros_like(row) if dropout else row)

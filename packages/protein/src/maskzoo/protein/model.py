@@ -327,9 +327,11 @@ def dsm_from_esm2(model: ESM2) -> ESM2:
     """Prepare a fair-esm ESM-2 for diffusion training: token dropout off, <mask> embedding row zeroed.
 
     With the row at zero the first forward pass sees, at every masked position, the zero vector that token dropout
-    used to feed it; only the global 0.88 / (1 - r) rescale is gone (see the module docstring).
+    used to feed it; only the global 0.88 / (1 - r) rescale is gone (see the module docstring). A model that was
+    trained without token dropout (a DSM model) learned its <mask> row and keeps it.
     """
-    model.config.token_dropout = False
-    with torch.no_grad():
-        model.embed_tokens.weight[model.mask_id].zero_()
+    if model.config.token_dropout:
+        model.config.token_dropout = False
+        with torch.no_grad():
+            model.embed_tokens.weight[model.mask_id].zero_()
     return model
