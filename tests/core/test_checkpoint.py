@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
+import subprocess
 import sys
 import textwrap
 
@@ -184,6 +186,7 @@ def test_register_architecture_allow_list(tmp_path, monkeypatch):
 def clean_registry(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", {})
     monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.setattr(registry, "_loaded", set())
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
 
 
@@ -254,3 +257,16 @@ def test_saving_onto_a_regular_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not a directory"):
         save_model(_model(), tmp_path / "m")
     assert (tmp_path / "m").read_text() == "not a model"
+
+
+def test_loading_a_core_zoo_model_imports_no_modality_package():
+    """Entry points run lazily, the core's own first: the text model loads without timm, esm or torchaudio."""
+    code = (
+        "import sys\nfrom maskzoo.core import load_model\nload_model('text-char-shakespeare')\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('timm', 'esm', 'open_clip', 'torchaudio')"
+        " or n.startswith(('maskzoo.vision', 'maskzoo.protein', 'maskzoo.audio'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -62,7 +62,8 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_discovered = False
+_discovered = False  # every entry point has run
+_loaded: set[str] = set()  # entry points (module:attr) already run
 
 
 def register_model(
@@ -93,13 +94,24 @@ def register_model(
     return entry
 
 
-def discover() -> None:
-    """Run every ``maskzoo.models`` entry point once (lazily)."""
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The ``maskzoo.models`` entry points, the core's own first (a core name needs no modality import)."""
+    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return sorted(eps, key=lambda ep: (not ep.value.startswith("maskzoo.core."), ep.name))
+
+
+def discover(until: str | None = None) -> None:
+    """Run the ``maskzoo.models`` entry points, each once (lazily); with ``until``, stop as soon as a model of
+    that name is registered, so looking up one package's model does not import every other package."""
     global _discovered
     if _discovered:
         return
-    _discovered = True
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in _entry_points():
+        if until is not None and until in _REGISTRY:
+            return
+        if ep.value in _loaded:
+            continue
+        _loaded.add(ep.value)
         try:
             obj = ep.load()
         except Exception as e:  # a broken optional package must not break the others
@@ -107,6 +119,7 @@ def discover() -> None:
             continue
         if callable(obj):
             obj()
+    _discovered = True
 
 
 def list_models() -> list[str]:
@@ -117,7 +130,7 @@ def list_models() -> list[str]:
 
 def has_model(name: str) -> bool:
     if name not in _REGISTRY:
-        discover()
+        discover(until=name)
     return name in _REGISTRY
 
 
