@@ -66,7 +66,7 @@ def test_truncated_file(tmp_path):
 def test_huge_image_is_refused(tmp_path, monkeypatch):
     Image.new("L", (200, 100)).save(tmp_path / "big.png")
     monkeypatch.setattr(images, "MAX_PIXELS", 10_000)
-    with pytest.raises(UserError, match="too large"):
+    with pytest.raises(UserError, match="exceeds the limit of 10000"):
         load_crop(tmp_path / "big.png")
 
 
