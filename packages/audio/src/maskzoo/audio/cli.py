@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from maskzoo.core.cli import (
     add_batch_size_option,
@@ -19,6 +18,7 @@ from maskzoo.core.cli import (
     add_generation_options,
     add_output_options,
     add_recipe_options,
+    run_recipe,
 )
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
@@ -59,25 +59,19 @@ def register(areas: argparse._SubParsersAction) -> None:
 def _pretrain_encoder(args: argparse.Namespace) -> int:
     from maskzoo.audio.encoder_pretrain import pretrain_encoder_from_recipe
 
-    out = pretrain_encoder_from_recipe(args.config, args.overrides, resume=not args.no_resume)
-    sys.stderr.write(f"maskzoo: encoder written to {out}\n")
-    return 0
+    return run_recipe(args, pretrain_encoder_from_recipe, "encoder")
 
 
 def _pretrain_lm(args: argparse.Namespace) -> int:
     from maskzoo.audio.lm_pretrain import pretrain_lm_from_recipe
 
-    out = pretrain_lm_from_recipe(args.config, args.overrides, resume=not args.no_resume)
-    sys.stderr.write(f"maskzoo: text LM written to {out}\n")
-    return 0
+    return run_recipe(args, pretrain_lm_from_recipe, "text LM")
 
 
 def _train(args: argparse.Namespace) -> int:
     from maskzoo.audio.train import train_from_recipe
 
-    out = train_from_recipe(args.config, args.overrides, resume=not args.no_resume)
-    sys.stderr.write(f"maskzoo: audio model written to {out}\n")
-    return 0
+    return run_recipe(args, train_from_recipe, "audio model", "maskzoo audio transcribe --checkpoint {out} FILE")
 
 
 def expand_paths(items: list[str]) -> list[str]:

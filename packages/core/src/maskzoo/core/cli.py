@@ -43,6 +43,7 @@ from maskzoo.core.cli_options import (
     probability,
     resolve_checkpoint,
     resolve_device,
+    run_recipe,
     seed_int,
     unit_interval,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "add_output_options",
     "add_recipe_options",
     "apply_common_options",
+    "run_recipe",
     "build_parser",
     "device_name",
     "forward_progress",

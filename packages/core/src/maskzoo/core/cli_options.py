@@ -25,7 +25,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -424,6 +424,22 @@ def add_recipe_options(p: argparse.ArgumentParser, example: str, default: str | 
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. train.max_steps=100")
     p.add_argument("--no-resume", action="store_true",
                    help="start over even if the run directory has a checkpoint")
+
+
+def run_recipe(args: argparse.Namespace, train: Callable[..., Any], what: str = "model",
+               hint: str | None = None) -> int:
+    """The body of every training verb: the recipe must exist, ``--quiet`` / ``--threads`` / ``--seed`` apply
+    (``--quiet`` also turns the trainer's bar off), ``train(config, overrides, resume=)`` runs, and one line says
+    where ``what`` went (``hint``: a follow-up command, ``{out}`` filled in)."""
+    from maskzoo.core.progress import status
+
+    if not Path(args.config).is_file():
+        raise UserError(f"recipe not found: {args.config} (run from the repository root, or pass --config FILE)")
+    apply_common_options(args)
+    overrides = [*args.overrides, *(["train.progress=false"] if getattr(args, "quiet", False) else [])]
+    out = train(args.config, overrides, resume=not args.no_resume)
+    status(f"{what} written to {out}" + (f"  (try: {hint.format(out=out)})" if hint else ""))
+    return 0
 
 
 def print_error(message: str) -> None:

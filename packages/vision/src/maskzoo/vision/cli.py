@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from maskzoo.core.cli import (
     add_batch_size_option,
@@ -26,6 +25,7 @@ from maskzoo.core.cli import (
     open_output,
     progress,
     resolve_checkpoint,
+    run_recipe,
     status,
 )
 
@@ -61,17 +61,13 @@ def register(areas: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from maskzoo.vision.train import train_from_recipe
 
-    out = train_from_recipe(args.config, args.overrides, resume=not args.no_resume)
-    sys.stderr.write(f"maskzoo: model written to {out}\n")
-    return 0
+    return run_recipe(args, train_from_recipe, "model", "maskzoo vision caption --checkpoint {out} IMAGE")
 
 
 def _pretrain_tower(args: argparse.Namespace) -> int:
     from maskzoo.vision.tower_pretrain import pretrain_tower_from_recipe
 
-    out = pretrain_tower_from_recipe(args.config, args.overrides, resume=not args.no_resume)
-    sys.stderr.write(f"maskzoo: tower weights written to {out}\n")
-    return 0
+    return run_recipe(args, pretrain_tower_from_recipe, "tower weights")
 
 
 def _caption(args: argparse.Namespace) -> int:

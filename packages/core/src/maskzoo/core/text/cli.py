@@ -18,6 +18,7 @@ from maskzoo.core.cli import (
     generation_kwargs,
     open_output,
     positive_int,
+    run_recipe,
     status,
 )
 
@@ -123,15 +124,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from maskzoo.core.errors import UserError
     from maskzoo.core.text.train import train_from_recipe
 
-    if not Path(args.config).is_file():
-        raise UserError(f"recipe not found: {args.config} (run from the repository root, or pass --config FILE)")
-    apply_common_options(args)
-    overrides = [*args.overrides, *(["train.progress=false"] if args.quiet else [])]
-    out = train_from_recipe(args.config, overrides, resume=not args.no_resume)
-    status(f"model written to {out}  (try: maskzoo text generate --checkpoint {out})")
-    return 0
+    return run_recipe(args, train_from_recipe, "model", "maskzoo text generate --checkpoint {out}")

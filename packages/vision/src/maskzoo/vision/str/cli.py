@@ -23,7 +23,7 @@ from maskzoo.core.cli import (
     positive_int,
     progress,
     resolve_checkpoint,
-    status,
+    run_recipe,
 )
 from maskzoo.core.errors import UserError
 
@@ -95,7 +95,4 @@ def _read_text(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from maskzoo.vision.str.train import train_from_recipe
 
-    apply_common_options(args)
-    out = train_from_recipe(args.config, args.overrides, resume=not args.no_resume)
-    status(f"model written to {out}")
-    return 0
+    return run_recipe(args, train_from_recipe, "model", "maskzoo vision read-text --checkpoint {out} IMAGE")
