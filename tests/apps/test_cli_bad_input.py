@@ -8,7 +8,6 @@ Other areas add their own cases in their own test files (tests/<area>/).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _tree_snapshot import snapshot as _snapshot  # tests/core is on sys.path (tests/conftest.py)
 
 from maskzoo.core.cli import main
 from maskzoo.core.registry import get_entry
@@ -25,19 +25,6 @@ TEXT_MODEL = "text-char-shakespeare"
 FAST = ["--length", "8", "--steps", "2", "--seed", "0"]
 
 
-def _snapshot(root: Path) -> dict[str, str]:
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            if p.is_symlink():
-                out[rel] = "->" + os.readlink(p)
-            elif p.is_dir():
-                out[rel] = "dir"
-            else:
-                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 @pytest.fixture

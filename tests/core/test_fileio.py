@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -11,29 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from _tree_snapshot import snapshot as _snapshot  # tests/core is on sys.path (tests/conftest.py)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maskzoo.core import fileio
 from maskzoo.core.errors import UserError
 from maskzoo.core.fileio import atomic_dir, atomic_open, clean_stale_temporaries
-
-
-def _snapshot(root: Path) -> dict[str, str]:
-    """relative path -> sha256 (files), "dir" (directories), "->target" (symlinks)."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            if p.is_symlink():
-                out[rel] = "->" + os.readlink(p)
-            elif p.is_dir():
-                out[rel] = "dir"
-            else:
-                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
 
 # ------------------------------------------------------------------------------------------ atomic_open
 
