@@ -8,7 +8,7 @@ from _audio_fixtures import tiny_model
 
 from maskzoo.audio.model import AudioLanguageModel
 from maskzoo.audio.tasks import AUDIO_MARKER, answer_ids, prompt_ids
-from maskzoo.audio.train import AudioDiffusionLoss, diffa_loss
+from maskzoo.audio.train import AudioDiffusionLoss, diffa_loss, slot_labels
 from maskzoo.core.checkpoint import load_model, save_model
 from maskzoo.core.errors import UserError
 
@@ -75,6 +75,40 @@ def test_diffa_loss_is_ce_over_t_summed_over_masked_response_divided_by_response
     assert torch.allclose(loss, expected, rtol=1e-4)
     d = diffa_loss(m.mask_id)
     assert d.normalization.__name__ == "per_maskable_token" and d.time_sampler.__name__ == "uniform_times"
+
+
+def test_slot_labels_mark_the_slots_whose_centre_a_recording_covers():
+    # slots of 100 samples (centres 50, 150, ...); digit 3 spans [120, 360), digit 7 spans [360, 480)
+    out = slot_labels([(120, 360), (360, 480)], [3, 7], word_ids=list(range(10, 20)), sil_id=0, n_slots=6,
+                      slot_samples=100)
+    assert out == [0, 13, 13, 13, 17, 0]
+    assert slot_labels([], [], list(range(10)), 0, 3, 100) == [0, 0, 0]
+
+
+def test_slot_loss_is_zero_when_the_semantic_tokens_are_the_lm_embeddings_of_the_labels():
+    m = tiny_model()
+    batch = _batch(m)
+    k = m.semantic.num_tokens(m.encoder.num_positions)
+    offset = m.num_audio_tokens - k
+    labels = torch.randint(0, len(m.tokenizer), (2, k))
+    batch["slot_labels"] = labels
+    base, _ = AudioDiffusionLoss(m.mask_id)(m, batch)
+    target = m.lm.embed_tokens(labels).detach()  # [2, K, D]
+
+    def encode_as_labels(waveforms):
+        audio = m.__class__.encode_audio(m, waveforms).clone()
+        audio[:, offset:] = target
+        return audio
+
+    m.encode_audio = encode_as_labels
+    loss_fn = AudioDiffusionLoss(m.mask_id, slot_weight=2.0, slot_offset=offset)
+    torch.manual_seed(0)
+    exact, metrics = loss_fn(m, batch)
+    assert metrics["slot_mse"] == pytest.approx(0.0, abs=1e-10)
+    m.encode_audio = lambda w: m.__class__.encode_audio(m, w).index_fill(1, torch.tensor([offset]), 0.0)
+    _, off = loss_fn(m, batch)
+    assert off["slot_mse"] > 0
+    assert base.isfinite() and exact.isfinite()
 
 
 def test_a_training_step_moves_adapters_only(tmp_path):

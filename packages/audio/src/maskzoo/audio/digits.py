@@ -149,6 +149,26 @@ class DigitUtterances(torch.utils.data.Dataset):
         raise UserError(f"cannot fit {self.max_digits} digits in {self.max_samples} samples; raise the window")
 
 
+def channel_eq(mel: torch.Tensor, generator: torch.Generator, max_db: float, n_terms: int = 3) -> torch.Tensor:
+    """Random microphone/room colouring: add a smooth curve over the mel axis to Whisper's normalised log-mel.
+
+    Each recording setup filters speech by its own frequency response H(f); in the log domain that is an additive
+    curve log|H|^2 over frequency, constant in time. Four training speakers are four microphones, so an encoder
+    can tell them (and a fifth) apart by colouring alone; this draws one curve per example
+
+        c(m) = sum_{k=1..n_terms} a_k cos(pi k (m + 1/2) / M),   a_k ~ U(-1, 1) * max_db / (40 n_terms)
+
+    (Whisper's features are log10(power) / 4, so 40 dB is one unit) and returns ``mel + c``.
+    ``mel [B, M, F]`` -> same shape."""
+    if max_db <= 0:
+        return mel
+    b, m, _ = mel.shape
+    k = torch.arange(1, n_terms + 1, dtype=mel.dtype)  # [K]
+    basis = torch.cos(torch.pi * k[:, None] * (torch.arange(m, dtype=mel.dtype) + 0.5) / m)  # [K, M]
+    a = (torch.rand(b, n_terms, generator=generator, dtype=mel.dtype) * 2 - 1) * max_db / (40 * n_terms)  # [B, K]
+    return mel + (a @ basis)[:, :, None]  # [B, M, F]
+
+
 def spec_augment(mel: torch.Tensor, generator: torch.Generator, n_freq: int = 2, max_f: int = 10,
                  n_time: int = 2, max_t: int = 25) -> torch.Tensor:
     """SpecAugment (Park et al. 2019) without time warping: ``n_freq`` bands of up to ``max_f`` mel bins and

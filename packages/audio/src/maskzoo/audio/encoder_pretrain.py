@@ -30,7 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskzoo.audio.digits import DIGIT_WORDS, Augment, DigitUtterances, Utterance, load_bank, spec_augment
+from maskzoo.audio.digits import (
+    DIGIT_WORDS,
+    Augment,
+    DigitUtterances,
+    Utterance,
+    channel_eq,
+    load_bank,
+    spec_augment,
+)
 from maskzoo.audio.features import log_mel_spectrogram
 from maskzoo.audio.metrics import wer
 from maskzoo.audio.whisper_encoder import WhisperEncoder, WhisperEncoderConfig, load_strict
@@ -57,14 +65,17 @@ class EncoderWithCTC(nn.Module):
 class FeatureCollator:
     """Utterances -> ``{"features" [B, M, F], "targets" [sum n], "target_lengths" [B]}`` (+ SpecAugment)."""
 
-    def __init__(self, n_mels: int, n_samples: int, spec_augment: bool, seed: int = 0) -> None:
+    def __init__(self, n_mels: int, n_samples: int, spec_augment: bool, seed: int = 0,
+                 channel_eq_db: float = 0.0) -> None:
         self.n_mels, self.n_samples, self.spec_augment = n_mels, n_samples, spec_augment
+        self.channel_eq_db = channel_eq_db
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, items: Sequence[Utterance]) -> dict[str, torch.Tensor]:
         wav = torch.stack([torch.nn.functional.pad(u.waveform, (0, self.n_samples - u.waveform.numel()))
                            for u in items])  # [B, S]
         mel = log_mel_spectrogram(wav, self.n_mels, self.n_samples)  # [B, M, F]
+        mel = channel_eq(mel, self.generator, self.channel_eq_db)
         if self.spec_augment:
             mel = spec_augment(mel, self.generator)
         targets = torch.tensor([d + 1 for u in items for d in u.digits])  # [sum n]
@@ -128,6 +139,22 @@ def heldout_wer(model: EncoderWithCTC, data: DigitUtterances, collate: FeatureCo
     return wer(hyps, refs)
 
 
+@torch.no_grad()
+def heldout_frame_accuracy(model: EncoderWithCTC, data: DigitUtterances, collate: FeatureCollator, n: int) -> float:
+    """Argmax accuracy over the encoder positions inside a digit's recording (silence excluded), first ``n``."""
+    was = model.training
+    model.eval()
+    right = total = 0
+    for lo in range(0, n, 32):
+        batch = collate([data[i] for i in range(lo, min(n, lo + 32))])
+        labels = batch["frame_labels"]  # [B, N]
+        speech = labels != BLANK
+        right += int((model(batch["features"]).argmax(-1) == labels)[speech].sum())
+        total += int(speech.sum())
+    model.train(was)
+    return right / max(total, 1)
+
+
 def save_encoder(encoder: WhisperEncoder, path: str | Path, extra: dict | None = None) -> Path:
     """``path/encoder.json`` (config + ``extra``) and ``path/encoder.safetensors``, written atomically."""
     from safetensors.torch import save_file
@@ -163,6 +190,8 @@ class EncoderPretrainRecipe:
     max_digits: int = 4
     batch_size: int = 32
     spec_augment: bool = True
+    channel_eq_db: float = 0.0
+    """peak of a random smooth spectral colouring per training example, dB (:func:`channel_eq`); 0 = off"""
     frame_weight: float = 1.0
     """weight of the frame-label cross-entropy"""
     ctc_weight: float = 0.0
@@ -197,12 +226,16 @@ def pretrain_encoder_from_recipe(config_path: str | Path | None, overrides: Sequ
                            seed=recipe.train.seed)
     held = DigitUtterances(bank, (recipe.heldout_speaker,), recipe.max_digits, cfg.n_samples, seed=10_000,
                            augment=Augment(speed=False, gain_db=(0.0, 0.0), noise_prob=0.0))
-    collate = FeatureCollator(cfg.n_mels, cfg.n_samples, recipe.spec_augment, seed=recipe.train.seed)
+    if not 0 <= recipe.channel_eq_db <= 40:
+        raise UserError(f"channel_eq_db must be in [0, 40] dB, got {recipe.channel_eq_db}")
+    collate = FeatureCollator(cfg.n_mels, cfg.n_samples, recipe.spec_augment, seed=recipe.train.seed,
+                              channel_eq_db=recipe.channel_eq_db)
     clean = FeatureCollator(cfg.n_mels, cfg.n_samples, False)
     loader = ResumableLoader(data, recipe.batch_size, collate, seed=recipe.train.seed, shuffle=False)
 
     def eval_fn(m: EncoderWithCTC) -> dict[str, float]:
-        return {"heldout_wer": heldout_wer(m, held, clean, recipe.eval_utterances)}
+        return {"heldout_wer": heldout_wer(m, held, clean, recipe.eval_utterances),
+                "heldout_frame_acc": heldout_frame_accuracy(m, held, clean, recipe.eval_utterances)}
 
     trainer = Trainer(model, EncoderLoss(recipe.frame_weight, recipe.ctc_weight), loader, recipe.train, eval_fn=eval_fn if recipe.eval_utterances else None,
                       run_dir=Path(recipe.run_dir), resume=resume, run_config=recipe)

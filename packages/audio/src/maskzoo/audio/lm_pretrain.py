@@ -6,8 +6,9 @@ a form the LM can read. Our tiny LM gets that ability from this recipe. Each exa
 :mod:`maskzoo.audio.tasks` with the audio run replaced by text:
 
     <bos> this is the audio : [<sil> ... d_1 ... <sil> ... d_n ... <sil>] <sep> QUESTION <sep> ANSWER <eos>...
-                              \\_ A_pre + K positions: the digit words at random increasing positions among the
-                                 last K (where the semantic adapter's tokens go), <sil> everywhere else
+                              \\_ A_pre + K positions: each digit word repeated over a run of slots (as long as
+                                 the spoken digit), the runs in order among the last K (where the semantic
+                                 adapter's tokens go), <sil> everywhere else
 
 trained with LLaDA's response-only SFT loss (Nie et al. 2025, eq. 5: only the answer is masked). The adapters
 are then trained against this frozen LM (:mod:`maskzoo.audio.train`).
@@ -34,13 +35,28 @@ from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 
 
 def text_audio_region(tok: WordTokenizer, digits: Sequence[int], n_semantic: int, n_prefix: int,
-                      rng: random.Random) -> list[int]:
-    """``n_prefix`` <sil> then ``n_semantic`` slots holding the digit words in order at random slots."""
-    slots = sorted(rng.sample(range(n_semantic), len(digits)))
-    region = [tok.sil_id] * (n_prefix + n_semantic)
-    for s, d in zip(slots, digits):
-        region[n_prefix + s] = tok.encode(str(d))[0]
-    return region
+                      rng: random.Random, run_slots: tuple[int, int] = (1, 1)) -> list[int]:
+    """``n_prefix`` <sil>, then ``n_semantic`` slots in which digit ``d_i`` fills a run of ``r_i ~ U{run_slots}``
+    consecutive slots; the runs keep their order, at least one <sil> between two runs, the rest of the <sil>
+    spread uniformly (stars and bars) before, between and after them.
+
+    Runs, not single slots, because that is what the semantic adapter sees: it emits one vector per 80 ms
+    (4 encoder positions) and a spoken digit lasts 0.2-0.8 s, i.e. 2-10 slots. An LM that reads runs lets the
+    adapter map each slot to "this digit" or "silence" locally, as a frame classifier does."""
+    lo, hi = run_slots
+    lengths = [rng.randint(lo, hi) for _ in digits]
+    while sum(lengths) + len(digits) - 1 > n_semantic:  # shorten the longest run until everything fits
+        lengths[lengths.index(max(lengths))] -= 1
+    n = len(digits)
+    free = n_semantic - (sum(lengths) + n - 1)
+    cuts = sorted(rng.sample(range(free + n), n))  # stars and bars: n bars among free + n places
+    gaps = [cuts[0], *(b - a - 1 for a, b in zip(cuts, cuts[1:])), free + n - 1 - cuts[-1]]
+    region = [tok.sil_id] * (n_prefix + gaps[0])
+    for k, (d, r) in enumerate(zip(digits, lengths)):
+        if k:
+            region += [tok.sil_id] * (1 + gaps[k])
+        region += tok.encode(str(d)) * r
+    return region + [tok.sil_id] * gaps[n]
 
 
 @dataclass
@@ -54,6 +70,8 @@ class TextTasks(torch.utils.data.Dataset):
     max_digits: int = 4
     tasks: tuple[str, ...] = TASKS
     seed: int = 0
+    run_slots: tuple[int, int] = (1, 1)
+    """each digit fills a run of this many slots, both ends included (:func:`text_audio_region`)"""
     size: int = 10_000_000
 
     def __len__(self) -> int:
@@ -63,7 +81,8 @@ class TextTasks(torch.utils.data.Dataset):
         rng = random.Random(f"lm/{self.seed}/{i}")
         digits = [rng.randrange(10) for _ in range(rng.randint(1, self.max_digits))]
         question, answer = example(rng.choice(self.tasks), digits, rng)
-        region = text_audio_region(self.tok, digits, self.n_semantic, rng.randint(0, self.max_prefix), rng)
+        region = text_audio_region(self.tok, digits, self.n_semantic, rng.randint(0, self.max_prefix), rng,
+                                   tuple(self.run_slots))
         prompt = [self.tok.bos_id, *self.tok.encode("this is the audio:"), *region, self.tok.sep_id,
                   *self.tok.encode(question), self.tok.sep_id]
         return prompt + answer_ids(self.tok, answer, self.gen_length), len(prompt)
@@ -115,6 +134,8 @@ class LMRecipe:
     """up to this many <sil> slots before them (soft prompts / acoustic queries)"""
     gen_length: int = 8
     max_digits: int = 4
+    run_slots: list[int] = field(default_factory=lambda: [1, 1])
+    """[min, max] slots a digit word fills in the text rendering of the audio (:func:`text_audio_region`)"""
     batch_size: int = 64
     eval_examples: int = 256
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -129,13 +150,20 @@ def pretrain_lm_from_recipe(config_path: str | Path | None, overrides: Sequence[
     recipe = load_config(LMRecipe, config_path, list(overrides))
     if recipe.batch_size < 1 or recipe.n_semantic < recipe.max_digits:
         raise UserError("batch_size must be >= 1 and n_semantic >= max_digits")
+    if len(recipe.run_slots) != 2 or not 1 <= recipe.run_slots[0] <= recipe.run_slots[1]:
+        raise UserError(f"run_slots must be [min, max] with 1 <= min <= max, got {recipe.run_slots}")
+    if recipe.max_digits * (recipe.run_slots[0] + 1) - 1 > recipe.n_semantic:
+        raise UserError(f"{recipe.max_digits} runs of {recipe.run_slots[0]} slots do not fit in n_semantic "
+                        f"= {recipe.n_semantic}")
+    runs = (int(recipe.run_slots[0]), int(recipe.run_slots[1]))
     tok = build_tokenizer()
     cfg = TransformerConfig.from_dict({**recipe.lm, "vocab_size": len(tok), "mask_token_id": tok.mask_id})
     torch.manual_seed(recipe.train.seed)
     lm = DiffusionTransformer(cfg)
     data = TextTasks(tok, recipe.n_semantic, recipe.max_prefix, recipe.gen_length, recipe.max_digits,
-                     seed=recipe.train.seed)
-    held = TextTasks(tok, recipe.n_semantic, recipe.max_prefix, recipe.gen_length, recipe.max_digits, seed=99_999)
+                     seed=recipe.train.seed, run_slots=runs)
+    held = TextTasks(tok, recipe.n_semantic, recipe.max_prefix, recipe.gen_length, recipe.max_digits, seed=99_999,
+                     run_slots=runs)
     loader = ResumableLoader(data, recipe.batch_size, LeftPadCollator(tok.pad_id), seed=recipe.train.seed,
                              shuffle=False)
 
