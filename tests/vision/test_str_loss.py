@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from maskzoo.core.errors import UserError
 from maskzoo.vision.str.alphabet import Alphabet
-from maskzoo.vision.str.loss import ARLoss, MDiffLoss, label_ce, mdiff_mask_loss, shift_right
+from maskzoo.vision.str.loss import ARLoss, MDiffLoss, ctc_aux_loss, label_ce, mdiff_mask_loss, shift_right
 from maskzoo.vision.str.model import STRConfig, STRModel
 from maskzoo.vision.str.noise import NoiseMix
 
@@ -105,3 +106,36 @@ def test_causal_decoder_ignores_later_tokens_and_the_diffusion_decoder_does_not(
             mem = model.encode(batch["images"][:1])
             same = torch.allclose(model.decode(mem, x)[0, :10], model.decode(mem, y)[0, :10], atol=1e-6)
         assert same == causal
+
+
+def test_ctc_aux_loss_is_zero_on_the_one_alignment_and_large_off_it():
+    torch.manual_seed(0)
+    model = STRModel(STRConfig.from_preset("tiny", encoder="svtrv2-tiny", dropout=0.0, ctc_aux=True))
+    a = model.alphabet
+    targets = a.encode_batch(["ab"])  # [1, L]
+    w = model.config.width // 4
+    path = [a.encode("a")[0], a.encode("b")[0]] + [a.ctc_blank_id] * (w - 2)
+    onehot = torch.full((w, 1, a.num_classes), -1e4)
+    onehot[torch.arange(w), 0, torch.tensor(path)] = 0.0  # every column certain: a, b, blank, blank, ...
+    model.ctc_log_probs = lambda memory: onehot.log_softmax(-1)
+    assert ctc_aux_loss(model, torch.zeros(1, 64, 160), targets, a).item() == pytest.approx(0.0, abs=1e-4)
+    model.ctc_log_probs = lambda memory: onehot.flip(0).log_softmax(-1)  # blanks, then b, a: the wrong order
+    assert ctc_aux_loss(model, torch.zeros(1, 64, 160), targets, a).item() > 100
+
+
+def test_both_losses_add_the_weighted_ctc_term_only_with_a_head(batch):
+    torch.manual_seed(0)
+    model = STRModel(STRConfig.from_preset("tiny", encoder="svtrv2-tiny", dropout=0.0, ctc_aux=True))
+    a = model.alphabet
+    lp = model.ctc_log_probs(model.encode(batch["images"]))
+    assert lp.shape == (model.config.width // 4, 4, a.num_classes)
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(lp.shape[:2]), atol=1e-5)
+    loss, m = ARLoss(a, ctc_weight=0.5)(model, batch)
+    plain, _ = ARLoss(a)(model, batch)
+    assert loss.item() == pytest.approx(plain.item() + 0.5 * float(m["loss_ctc"]), rel=1e-5)
+    torch.manual_seed(2)
+    loss, m = MDiffLoss(a, NoiseMix(replace_weight=0.0), ctc_weight=0.5)(model, batch)
+    assert loss.item() == pytest.approx(float(m["loss_mask"]) + 0.5 * float(m["loss_ctc"]), rel=1e-5)
+    assert "loss_ctc" not in MDiffLoss(a, NoiseMix(), ctc_weight=0.5)(_model(), batch)[1]
+    with pytest.raises(UserError, match="svtrv2"):
+        STRModel(STRConfig.from_preset("tiny", encoder="timm:resnet18", ctc_aux=True))

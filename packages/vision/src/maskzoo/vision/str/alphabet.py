@@ -61,6 +61,12 @@ class Alphabet:
         return self.mask_id
 
     @property
+    def ctc_blank_id(self) -> int:
+        """Blank of the auxiliary CTC head (:mod:`maskzoo.vision.str.loss`): the EOS id, which never occurs
+        inside a label."""
+        return self.eos_id
+
+    @property
     def num_classes(self) -> int:
         """Ids the decoder predicts: EOS and the characters."""
         return len(self.charset) + 1

@@ -49,6 +49,9 @@ class STRConfig:
     """1 = grayscale input (every image is converted), 3 = RGB"""
     height: int = 32
     width: int = 128
+    ctc_aux: bool = False
+    """a CTC head on the encoder's columns, trained as an auxiliary loss (hybrid CTC/attention, Kim et al.
+    2017) so the encoder learns to align characters early; inference never uses it (svtrv2 encoders only)"""
 
     @classmethod
     def from_preset(cls, decoder: str, **kwargs: Any) -> STRConfig:
@@ -83,6 +86,11 @@ class STRModel(nn.Module):
         a = self.alphabet
         self.decoder = STRDecoder(a.vocab_size, a.num_classes, a.seq_len, self.encoder.out_dim, config.d_model,
                                   config.n_layers, config.n_heads, config.mlp_ratio, config.dropout, config.causal)
+        self.ctc_head: nn.Linear | None = None
+        if config.ctc_aux:
+            if not config.encoder.startswith("svtrv2-"):
+                raise UserError("ctc_aux needs an svtrv2 encoder (its token grid is height/16 x width/4)")
+            self.ctc_head = nn.Linear(config.d_model, a.num_classes)  # blank = EOS id, then the characters
 
     @property
     def causal(self) -> bool:
@@ -95,6 +103,17 @@ class STRModel(nn.Module):
     def decode(self, memory: Tensor, tokens: Tensor) -> Tensor:
         """Logits ``[B, L, num_classes]`` for decoder input ``tokens`` ``[B, L]``."""
         return self.decoder(tokens, memory)
+
+    def ctc_log_probs(self, memory: Tensor) -> Tensor:
+        """Per-column CTC log-probabilities ``[W', B, num_classes]`` (time first, as ``F.ctc_loss`` wants) from
+        ``memory [B, H' * W', d_model]`` (:meth:`encode`), averaged over the grid's rows."""
+        if self.ctc_head is None:
+            raise UserError("this STR model has no CTC head (ctc_aux: false)")
+        c = self.config
+        b, n, d = memory.shape
+        w = c.width // 4
+        cols = memory.view(b, n // w, w, d).mean(dim=1)  # [B, W', d]
+        return self.ctc_head(cols).float().log_softmax(-1).transpose(0, 1)  # [W', B, V]
 
     @property
     def mask_id(self) -> int:

@@ -36,6 +36,8 @@ class ModelSpec:
     causal: bool = False
     """true: the autoregressive baseline of the same size"""
     dropout: float = 0.1
+    ctc_weight: float = 0.0
+    """> 0: an auxiliary CTC head on the encoder, this weight on its loss (``maskzoo.vision.str.loss``)"""
 
 
 @dataclass
@@ -59,8 +61,10 @@ class STRRecipe:
 
 
 def build_model(spec: ModelSpec) -> STRModel:
+    if not 0 <= spec.ctc_weight < float("inf"):
+        raise UserError(f"model.ctc_weight must be a finite number >= 0, got {spec.ctc_weight}")
     return STRModel(STRConfig.from_preset(spec.decoder, encoder=spec.encoder, causal=spec.causal,
-                                          dropout=spec.dropout))
+                                          dropout=spec.dropout, ctc_aux=spec.ctc_weight > 0))
 
 
 def make_eval_fn(val: Crops, mode: str):
@@ -93,7 +97,8 @@ def train_from_recipe(config: str | Path, overrides: Sequence[str] = (), resume:
     val = val_crops.subset(list(range(min(recipe.eval.val_crops, len(val_crops)))))
     stream = CropStream(train_crops, model.alphabet, recipe.data, seed=recipe.train.seed,
                         in_chans=model.config.in_chans, size=(model.config.height, model.config.width))
-    loss_fn = ARLoss(model.alphabet) if model.causal else MDiffLoss(model.alphabet, recipe.noise)
+    w = recipe.model.ctc_weight
+    loss_fn = ARLoss(model.alphabet, w) if model.causal else MDiffLoss(model.alphabet, recipe.noise, w)
     eval_fn = make_eval_fn(val, recipe.eval.mode) if len(val) else None
     trainer = Trainer(model, loss_fn, stream, recipe.train, eval_fn, run_dir=recipe.run_dir, resume=resume,
                       run_config=recipe)
