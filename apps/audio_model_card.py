@@ -21,7 +21,6 @@ from maskzoo.audio.evaluate import evaluate_tasks, heldout_utterances, real_time
 from maskzoo.core.fileio import atomic_open
 
 STAGES = (("encoder (stage 0)", "audio_encoder", "apps/recipes/audio_fsdd_encoder.yaml"),
-          ("encoder (stage 0b)", "audio_encoder_ft", "apps/recipes/audio_fsdd_encoder_ft.yaml"),
           ("text LM", "audio_lm", "apps/recipes/audio_fsdd_lm.yaml"),
           ("stage 1 (ASR)", "audio_stage1", "apps/recipes/audio_fsdd_stage1.yaml"),
           ("stage 2 (instructions)", "audio_stage2", "apps/recipes/audio_fsdd_stage2.yaml"))

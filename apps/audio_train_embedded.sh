@@ -6,7 +6,6 @@ set -euo pipefail
 BIN=${1:-.venv/bin}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 "$BIN/maskzoo" audio pretrain-encoder --config apps/recipes/audio_fsdd_encoder.yaml train.progress=false
-"$BIN/maskzoo" audio pretrain-encoder --config apps/recipes/audio_fsdd_encoder_ft.yaml train.progress=false
 "$BIN/maskzoo" audio pretrain-lm --config apps/recipes/audio_fsdd_lm.yaml train.progress=false
 "$BIN/maskzoo" audio train --config apps/recipes/audio_fsdd_stage1.yaml train.progress=false
 "$BIN/maskzoo" audio train --config apps/recipes/audio_fsdd_stage2.yaml train.progress=false
