@@ -90,6 +90,7 @@ def test_slot_loss_is_zero_when_the_semantic_tokens_are_the_lm_embeddings_of_the
     batch = _batch(m)
     k = m.semantic.num_tokens(m.encoder.num_positions)
     offset = m.num_audio_tokens - k
+    assert m.semantic_slice() == slice(offset, offset + k)  # after 2 soft prompts and 3 acoustic queries
     labels = torch.randint(0, len(m.tokenizer), (2, k))
     batch["slot_labels"] = labels
     base, _ = AudioDiffusionLoss(m.mask_id)(m, batch)
@@ -101,7 +102,7 @@ def test_slot_loss_is_zero_when_the_semantic_tokens_are_the_lm_embeddings_of_the
         return audio
 
     m.encode_audio = encode_as_labels
-    loss_fn = AudioDiffusionLoss(m.mask_id, slot_weight=2.0, slot_offset=offset)
+    loss_fn = AudioDiffusionLoss(m.mask_id, slot_weight=2.0)
     torch.manual_seed(0)
     exact, metrics = loss_fn(m, batch)
     assert metrics["slot_mse"] == pytest.approx(0.0, abs=1e-10)

@@ -126,6 +126,15 @@ class AudioLanguageModel(nn.Module):
                 + (self.semantic.num_tokens(n) if self.semantic is not None else 0)
                 + (self.window.num_tokens(n) if self.window is not None else 0))
 
+    def semantic_slice(self) -> slice:
+        """Where the semantic adapter's tokens sit in the audio run of :meth:`encode_audio` (after the soft
+        prompts and the acoustic queries)."""
+        if self.semantic is None:
+            raise UserError("this audio model has no semantic adapter")
+        start = ((self.soft_prompts.shape[0] if self.soft_prompts is not None else 0)
+                 + (self.acoustic.num_tokens if self.acoustic is not None else 0))
+        return slice(start, start + self.semantic.num_tokens(self.encoder.num_positions))
+
     def set_trainable(self, parts: tuple[str, ...] | list[str]) -> None:
         """Train exactly ``parts`` (names in ``ADAPTERS`` and ``lora``); the encoder and the LM stay frozen."""
         unknown = sorted(set(parts) - {*ADAPTERS, "lora"})

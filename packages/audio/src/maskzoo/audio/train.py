@@ -55,11 +55,11 @@ def diffa_loss(mask_id: int) -> DiffusionLoss:
 class AudioDiffusionLoss:
     """``loss_fn(model, batch)`` for the Trainer: audio embeddings once per batch, then :func:`diffa_loss`
     on the token sequence with those embeddings spliced into every forward, plus ``slot_weight`` x the slot
-    loss (module docstring) on the semantic adapter's tokens, which start at ``slot_offset`` of the audio run."""
+    loss (module docstring) on the semantic adapter's tokens (``batch["slot_labels"]``)."""
 
-    def __init__(self, mask_id: int, slot_weight: float = 0.0, slot_offset: int = 0) -> None:
+    def __init__(self, mask_id: int, slot_weight: float = 0.0) -> None:
         self.inner = diffa_loss(mask_id)
-        self.slot_weight, self.slot_offset = slot_weight, slot_offset
+        self.slot_weight = slot_weight
 
     def __call__(self, model: AudioLanguageModel, batch: dict[str, torch.Tensor]):
         audio = model.encode_audio(batch["waveforms"])  # [B, A, D]
@@ -67,7 +67,7 @@ class AudioDiffusionLoss:
         loss, metrics = self.inner(model.denoiser(audio), text)
         if self.slot_weight > 0:
             labels = batch["slot_labels"]  # [B, K] token ids
-            sem = audio[:, self.slot_offset:self.slot_offset + labels.shape[1]]  # [B, K, D]
+            sem = audio[:, model.semantic_slice()]  # [B, K, D]
             with torch.no_grad():
                 target = model.lm.embed_tokens(labels)  # [B, K, D]
             slot = (sem - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean()
@@ -281,19 +281,17 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     tasks = tuple(recipe.tasks)
     data = AudioTasks(train_utts, tok, model.num_audio_tokens, recipe.gen_length, tasks, recipe.train.seed)
     held = AudioTasks(held_utts, tok, model.num_audio_tokens, recipe.gen_length, tasks)
-    n_slots = model.semantic.num_tokens(model.encoder.num_positions) if recipe.slot_weight > 0 else 0
-    slot_offset = model.num_audio_tokens - n_slots - (model.window.num_tokens(model.encoder.num_positions)
-                                                      if model.window is not None else 0)
-    loader = ResumableLoader(data, recipe.batch_size,
-                             AudioCollator(tok.pad_id, n_samples, tok, n_slots,
-                                           n_samples // model.encoder.num_positions * model.semantic.downsample
-                                           if n_slots else 1280),
-                             seed=recipe.train.seed, shuffle=False)
+    collate = AudioCollator(tok.pad_id, n_samples)
+    if recipe.slot_weight > 0:  # one slot = `downsample` encoder positions of n_samples / positions samples
+        sem = model.semantic_slice()
+        collate = AudioCollator(tok.pad_id, n_samples, tok, sem.stop - sem.start,
+                                n_samples // model.encoder.num_positions * model.semantic.downsample)
+    loader = ResumableLoader(data, recipe.batch_size, collate, seed=recipe.train.seed, shuffle=False)
 
     def eval_fn(m: AudioLanguageModel) -> dict[str, float]:
         return evaluate_heldout(m, held, recipe.eval_utterances)
 
-    trainer = Trainer(model, AudioDiffusionLoss(tok.mask_id, recipe.slot_weight, slot_offset), loader, recipe.train,
+    trainer = Trainer(model, AudioDiffusionLoss(tok.mask_id, recipe.slot_weight), loader, recipe.train,
                       eval_fn=eval_fn if recipe.eval_utterances else None, run_dir=Path(recipe.run_dir),
                       resume=resume, run_config=recipe)
     metrics = trainer.fit()
