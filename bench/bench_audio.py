@@ -7,8 +7,8 @@ Held-out data: clean composed digit utterances of the held-out speaker (lucas), 
 RTF = compute seconds / audio seconds (encoder + adapters + sampler; audio already in memory). The LM-part
 comparison times only the language model producing the answer after the same audio prompt: the diffusion LM
 with ``steps`` forwards over the whole sequence vs a causal transformer with the same configuration decoding
-token by token (one forward per token, no KV cache, as the core has none yet); it has random weights, so only
-its speed is compared. Writes bench/results/audio.json.
+token by token, once re-reading the whole sequence per token and once with the core's KV cache (the prompt
+prefilled once, then one position per forward); it has random weights, so only its speed is compared. Writes bench/results/audio.json.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from maskzoo.audio.checkpoint import load_audio_model
 from maskzoo.audio.evaluate import evaluate_tasks, heldout_utterances, real_time_factor
 from maskzoo.audio.tasks import TRANSCRIBE, prompt_ids
 from maskzoo.core.fileio import atomic_open
+from maskzoo.core.kv_cache import KVCache
 from maskzoo.core.sampling import generate
 from maskzoo.core.transformer import DiffusionTransformer
 
@@ -52,10 +53,19 @@ def lm_part(model, steps_list, batch_size: int, repeats: int = 5) -> list[dict]:
         t0 = time.perf_counter()
         for _ in range(repeats):
             x = emb
-            for _ in range(gen):  # greedy, one forward per token
+            for _ in range(gen):  # greedy, one forward over the whole sequence per token
                 nxt = ar(inputs_embeds=x)[:, -1].argmax(-1)  # [B]
                 x = torch.cat([x, ar.embed_tokens(nxt)[:, None]], dim=1)
-        rows.append({"decoder": "autoregressive", "steps": gen, "batch_size": batch_size,
+        rows.append({"decoder": "autoregressive (no cache)", "steps": gen, "batch_size": batch_size,
+                     "seconds": (time.perf_counter() - t0) / repeats})
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            cache = KVCache()
+            nxt = ar(inputs_embeds=emb, kv_cache=cache, cache_position=0,
+                     logits_slice=slice(-1, None))[:, -1].argmax(-1)  # [B] prefill, first token
+            for i in range(1, gen):  # one new position per forward
+                nxt = ar(input_ids=nxt[:, None], kv_cache=cache, cache_position=emb.shape[1] + i - 1)[:, -1].argmax(-1)
+        rows.append({"decoder": "autoregressive (KV cache)", "steps": gen, "batch_size": batch_size,
                      "seconds": (time.perf_counter() - t0) / repeats})
     return rows
 
@@ -88,14 +98,15 @@ def main() -> None:
             print(f"batch {batch:2d} steps {steps}: RTF {rtf:.4f}")
     lm = lm_part(model, args.steps, 16) + lm_part(model, args.steps, 1)
     for row in lm:
-        print(f"LM part, {row['decoder']:14s} batch {row['batch_size']:2d} steps {row['steps']}: "
+        print(f"LM part, {row['decoder']:26s} batch {row['batch_size']:2d} steps {row['steps']}: "
               f"{row['seconds'] * 1000:.1f} ms")
     by = {(r["decoder"], r["batch_size"], r["steps"]): r["seconds"] for r in lm}
     for b in (1, 16):
-        ar = by[("autoregressive", b, model.config.gen_length)]
-        for s in args.steps:
-            print(f"batch {b:2d}: diffusion {s} steps / autoregressive {model.config.gen_length} tokens = "
-                  f"{by[('diffusion', b, s)] / ar:.2f}")
+        for name in ("autoregressive (no cache)", "autoregressive (KV cache)"):
+            ar = by[(name, b, model.config.gen_length)]
+            for s in args.steps:
+                print(f"batch {b:2d}: diffusion {s} steps / {name} {model.config.gen_length} tokens = "
+                      f"{by[('diffusion', b, s)] / ar:.2f}")
     RESULTS.mkdir(exist_ok=True)
     out = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
            "utterances": args.utterances, "quality": quality, "speed": speed, "lm_part": lm}
