@@ -103,13 +103,15 @@ def decode_semi_autoregressive(model: STRModel, memory: Tensor, block_length: in
 
 def decode_cloze(model: STRModel, memory: Tensor, steps: int = 1) -> Decoded:
     """Parallel prediction, then ``steps`` rounds of cloze refinement: each position up to the predicted EOS
-    is re-masked alone and re-predicted given all the others (the copies of a row go through one call)."""
+    is re-masked alone and re-predicted given all the others (the copies of a row go through one call).
+    Positions after the predicted EOS are MASK in the copies, as they are in every training input."""
     a = model.alphabet
     ids, conf = decode_parallel(model, memory)  # [B, L]
     b, n = ids.shape
     for _ in range(steps):
         span = int((~after_eos(ids, a.eos_id)).sum(-1).max())  # positions to refine (up to the last EOS)
-        copies = ids[:, None, :].repeat(1, span, 1)  # [B, span, L]
+        base = torch.where(after_eos(ids, a.eos_id), torch.full_like(ids, a.mask_id), ids)  # [B, L]
+        copies = base[:, None, :].repeat(1, span, 1)  # [B, span, L]
         idx = torch.arange(span, device=ids.device)
         copies[:, idx, idx] = a.mask_id  # copy j masks position j
         mem = memory[:, None].expand(b, span, *memory.shape[1:]).reshape(b * span, *memory.shape[1:])
