@@ -25,7 +25,7 @@ def test_registered_with_core_registry(name):
 @pytest.mark.parametrize("name", PROTEIN_MODELS)
 def test_embedded_weights_load_and_generate(name, capsys):
     if not (weights_dir(name) / "model.safetensors").is_file():
-        pytest.skip(f"{name}: weights not built yet (apps/recipes/protein_dsm_default.yaml)")
+        pytest.skip(f"{name}: weights not built yet (apps/recipes/protein_dsm_cpu.yaml)")
     from maskzoo.core import checkpoint
     from maskzoo.protein.checkpoints import load_model
 

@@ -27,7 +27,7 @@ from maskzoo.core.cli import (
 )
 from maskzoo.core.errors import UserError
 
-DEFAULT_RECIPE = "apps/recipes/protein_dsm_default.yaml"
+DEFAULT_RECIPE = "apps/recipes/protein_dsm_cpu.yaml"
 METHOD_NAMES = ("masked-marginal", "wt-marginal", "elbo-diff")  # = maskzoo.protein.variants.METHODS (no torch)
 
 

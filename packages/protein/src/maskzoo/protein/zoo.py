@@ -11,7 +11,7 @@ from pathlib import Path
 
 from maskzoo.protein.model import ESM2, ESM2Config
 
-#: Name of the embedded default (trained by ``apps/recipes/protein_dsm_default.yaml``).
+#: Name of the embedded default (trained by ``apps/recipes/protein_dsm_cpu.yaml``).
 DEFAULT_MODEL = "dsm-pdb-small"
 _WEIGHTS_ROOT = Path(__file__).parent / "weights"
 
