@@ -124,35 +124,28 @@ def greedy_ctc(logp: torch.Tensor, min_run: int = 1) -> list[list[int]]:
 
 
 @torch.no_grad()
-def heldout_wer(model: EncoderWithCTC, data: DigitUtterances, collate: FeatureCollator, n: int,
-                min_run: int = 3) -> float:
-    """Greedy word error rate (:func:`greedy_ctc`) on the first ``n`` utterances of ``data``."""
+def heldout_metrics(model: EncoderWithCTC, data: DigitUtterances, collate: FeatureCollator, n: int,
+                    min_run: int = 3) -> dict[str, float]:
+    """One pass over the first ``n`` utterances of ``data``: ``heldout_wer``, the greedy word error rate
+    (:func:`greedy_ctc`), and ``heldout_frame_acc``, the argmax accuracy over the encoder positions inside a
+    digit's recording (silence excluded)."""
     was = model.training
     model.eval()
     hyps, refs = [], []
-    for lo in range(0, n, 32):
-        items = [data[i] for i in range(lo, min(n, lo + 32))]
-        for seq, u in zip(greedy_ctc(model(collate(items)["features"]), min_run), items):
-            hyps.append(" ".join(DIGIT_WORDS[d] for d in seq))
-            refs.append(u.text)
-    model.train(was)
-    return wer(hyps, refs)
-
-
-@torch.no_grad()
-def heldout_frame_accuracy(model: EncoderWithCTC, data: DigitUtterances, collate: FeatureCollator, n: int) -> float:
-    """Argmax accuracy over the encoder positions inside a digit's recording (silence excluded), first ``n``."""
-    was = model.training
-    model.eval()
     right = total = 0
     for lo in range(0, n, 32):
-        batch = collate([data[i] for i in range(lo, min(n, lo + 32))])
+        items = [data[i] for i in range(lo, min(n, lo + 32))]
+        batch = collate(items)
+        logp = model(batch["features"])  # [B, N, 11]
+        for seq, u in zip(greedy_ctc(logp, min_run), items):
+            hyps.append(" ".join(DIGIT_WORDS[d] for d in seq))
+            refs.append(u.text)
         labels = batch["frame_labels"]  # [B, N]
         speech = labels != BLANK
-        right += int((model(batch["features"]).argmax(-1) == labels)[speech].sum())
+        right += int((logp.argmax(-1) == labels)[speech].sum())
         total += int(speech.sum())
     model.train(was)
-    return right / max(total, 1)
+    return {"heldout_wer": wer(hyps, refs), "heldout_frame_acc": right / max(total, 1)}
 
 
 def save_encoder(encoder: WhisperEncoder, path: str | Path, extra: dict | None = None) -> Path:
@@ -213,6 +206,8 @@ def pretrain_encoder_from_recipe(config_path: str | Path | None, overrides: Sequ
         raise UserError(f"held-out speaker {recipe.heldout_speaker!r} is also a training speaker")
     if recipe.batch_size < 1:
         raise UserError("batch_size must be >= 1")
+    if not 0 <= recipe.channel_eq_db <= 40:
+        raise UserError(f"channel_eq_db must be in [0, 40] dB, got {recipe.channel_eq_db}")
     cfg = recipe.encoder
     torch.manual_seed(recipe.train.seed)
     bank = load_bank(str(Path(recipe.data_dir).resolve()))
@@ -226,16 +221,13 @@ def pretrain_encoder_from_recipe(config_path: str | Path | None, overrides: Sequ
                            seed=recipe.train.seed)
     held = DigitUtterances(bank, (recipe.heldout_speaker,), recipe.max_digits, cfg.n_samples, seed=10_000,
                            augment=Augment(speed=False, gain_db=(0.0, 0.0), noise_prob=0.0))
-    if not 0 <= recipe.channel_eq_db <= 40:
-        raise UserError(f"channel_eq_db must be in [0, 40] dB, got {recipe.channel_eq_db}")
     collate = FeatureCollator(cfg.n_mels, cfg.n_samples, recipe.spec_augment, seed=recipe.train.seed,
                               channel_eq_db=recipe.channel_eq_db)
     clean = FeatureCollator(cfg.n_mels, cfg.n_samples, False)
     loader = ResumableLoader(data, recipe.batch_size, collate, seed=recipe.train.seed, shuffle=False)
 
     def eval_fn(m: EncoderWithCTC) -> dict[str, float]:
-        return {"heldout_wer": heldout_wer(m, held, clean, recipe.eval_utterances),
-                "heldout_frame_acc": heldout_frame_accuracy(m, held, clean, recipe.eval_utterances)}
+        return heldout_metrics(m, held, clean, recipe.eval_utterances)
 
     trainer = Trainer(model, EncoderLoss(recipe.frame_weight, recipe.ctc_weight), loader, recipe.train, eval_fn=eval_fn if recipe.eval_utterances else None,
                       run_dir=Path(recipe.run_dir), resume=resume, run_config=recipe)

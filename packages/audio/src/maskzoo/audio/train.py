@@ -119,15 +119,16 @@ class AudioCollator:
                  slot_samples: int = 1280) -> None:
         self.text = LeftPadCollator(pad_id)
         self.n_samples, self.tok, self.n_slots, self.slot_samples = n_samples, tok, n_slots, slot_samples
+        self.digit_ids = [tok.encode(str(d))[0] for d in range(10)] if tok is not None else []
 
     def __call__(self, items):
         batch = self.text([(it[1], it[2]) for it in items])
         batch["waveforms"] = torch.stack(
             [torch.nn.functional.pad(it[0], (0, self.n_samples - it[0].numel())) for it in items])  # [B, S]
         if self.n_slots and self.tok is not None:
-            words = [self.tok.encode(str(d))[0] for d in range(10)]
             batch["slot_labels"] = torch.tensor(
-                [slot_labels(it[4].spans, it[4].digits, words, self.tok.sil_id, self.n_slots, self.slot_samples)
+                [slot_labels(it[4].spans, it[4].digits, self.digit_ids, self.tok.sil_id, self.n_slots,
+                             self.slot_samples)
                  for it in items])  # [B, K]
         return batch
 
@@ -281,11 +282,13 @@ def train_from_recipe(config_path: str | Path | None, overrides: Sequence[str] =
     tasks = tuple(recipe.tasks)
     data = AudioTasks(train_utts, tok, model.num_audio_tokens, recipe.gen_length, tasks, recipe.train.seed)
     held = AudioTasks(held_utts, tok, model.num_audio_tokens, recipe.gen_length, tasks)
-    collate = AudioCollator(tok.pad_id, n_samples)
-    if recipe.slot_weight > 0:  # one slot = `downsample` encoder positions of n_samples / positions samples
+    n_slots = 0
+    if recipe.slot_weight > 0:
         sem = model.semantic_slice()
-        collate = AudioCollator(tok.pad_id, n_samples, tok, sem.stop - sem.start,
-                                n_samples // model.encoder.num_positions * model.semantic.downsample)
+        n_slots = sem.stop - sem.start
+    # one slot = `downsample` encoder positions of n_samples / positions samples each
+    slot_samples = n_samples // model.encoder.num_positions * (model.semantic.downsample if model.semantic else 1)
+    collate = AudioCollator(tok.pad_id, n_samples, tok, n_slots, slot_samples)
     loader = ResumableLoader(data, recipe.batch_size, collate, seed=recipe.train.seed, shuffle=False)
 
     def eval_fn(m: AudioLanguageModel) -> dict[str, float]:
