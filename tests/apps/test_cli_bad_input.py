@@ -192,6 +192,7 @@ def _recipe(ws: Path, text: str) -> Path:
         ("model:\n  d_model: eight\n", [], "model.d_model"),
         ("data:\n  batch_size: 0\n", ["train.max_steps=1"], "batch_size"),
         ("train:\n  lr: .nan\n", [], "lr"),
+        ("# nothing but a comment\n", [], "empty"),
         ("run_dir: {ws}/report_file\n", ["train.max_steps=1"], "report_file"),
         ("export: {ws}/report_file/model\n", ["train.max_steps=1", "run_dir={ws}/run", *TINY], "report_file"),
     ],
