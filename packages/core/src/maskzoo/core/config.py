@@ -106,7 +106,8 @@ def _read_yaml(path: str | os.PathLike) -> DictConfig:
         loaded = OmegaConf.load(p)
     except Exception as e:  # yaml.YAMLError and friends: one line is enough
         raise UserError(f"{p}: not a valid YAML config ({str(e).splitlines()[0]})") from None
-    if loaded is None:  # an empty or comment-only file: almost always a mistake, never "all defaults"
+    # An empty or comment-only file (OmegaConf reads it as {}) is a mistake, never "all defaults".
+    if loaded is None or (isinstance(loaded, DictConfig) and len(loaded) == 0):
         raise UserError(f"{p}: the config file is empty (a recipe needs at least one key)")
     if not isinstance(loaded, DictConfig):
         raise UserError(f"{p}: a config file must hold a mapping of keys to values, not a list")
