@@ -7,7 +7,6 @@ ship in ``maskzoo/audio/weights/fsdd-digits``.
 
 from __future__ import annotations
 
-import json
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,12 @@ def _builder(config: dict[str, Any]) -> nn.Module:
     return AudioLanguageModel(AudioModelConfig.from_dict(config))
 
 
-def _default_config() -> dict[str, Any]:
-    cfg = WEIGHTS / "config.json"
-    return json.loads(cfg.read_text())["config"] if cfg.is_file() else {}
-
-
 def register() -> None:
     """Register the embedded model with the core registry (and the architecture on the allow-list)."""
     import maskzoo.audio.model  # noqa: F401  (registers the AudioLanguageModel architecture)
-    from maskzoo.core.registry import register_model
+    from maskzoo.core.registry import embedded_config, register_model
 
-    register_model(DEFAULT_MODEL, builder=_builder, default_config=_default_config(), weights_dir=WEIGHTS,
+    register_model(DEFAULT_MODEL, builder=_builder, default_config=embedded_config(WEIGHTS), weights_dir=WEIGHTS,
                    card=WEIGHTS / "MODEL_CARD.md",
                    description="DIFFA-style spoken-digit model: Whisper-shaped encoder, adapters, diffusion LM",
                    tags=("audio", "asr"))

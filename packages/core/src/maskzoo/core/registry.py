@@ -26,7 +26,8 @@ from torch import nn
 
 from maskzoo.core.errors import UserError
 
-__all__ = ["ENTRY_POINT_GROUP", "ModelEntry", "create_model", "discover", "get_entry", "has_model", "list_models", "register_model"]
+__all__ = ["ENTRY_POINT_GROUP", "ModelEntry", "create_model", "discover", "embedded_config", "get_entry", "has_model",
+           "list_models", "register_model"]
 
 ENTRY_POINT_GROUP = "maskzoo.models"
 log = logging.getLogger(__name__)
@@ -92,6 +93,15 @@ def register_model(
         raise ValueError(f"model {name!r} is already registered with different settings")
     _REGISTRY[name] = entry
     return entry
+
+
+def embedded_config(weights_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``config`` of the checkpoint in ``weights_dir`` (its ``config.json``), or ``{}`` when there is none yet
+    (a package installed before its model was trained): a zoo entry's default config is its shipped model's."""
+    import json  # noqa: PLC0415
+
+    path = Path(weights_dir) / "config.json"
+    return json.loads(path.read_text(encoding="utf-8"))["config"] if path.is_file() else {}
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

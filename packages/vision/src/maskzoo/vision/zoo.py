@@ -22,19 +22,12 @@ def _builder(config: dict[str, Any]) -> nn.Module:
     return VisionLanguageModel(VisionModelConfig.from_dict(config))
 
 
-def _default_config() -> dict[str, Any]:
-    import json
-
-    cfg = WEIGHTS / "config.json"
-    return json.loads(cfg.read_text())["config"] if cfg.is_file() else {}
-
-
 def register() -> None:
     """Register the embedded models with the core registry (also imports the architecture allow-list entry)."""
     import maskzoo.vision.model  # noqa: F401  (registers the VisionLanguageModel architecture)
-    from maskzoo.core.registry import register_model
+    from maskzoo.core.registry import embedded_config, register_model
 
-    register_model(DEFAULT_MODEL, builder=_builder, default_config=_default_config(), weights_dir=WEIGHTS,
+    register_model(DEFAULT_MODEL, builder=_builder, default_config=embedded_config(WEIGHTS), weights_dir=WEIGHTS,
                    card=WEIGHTS / "MODEL_CARD.md",
                    description="LLaDA-V style captioner of procedural scenes (timm CNN tower, 48 px)",
                    tags=("vision", "captioning"))

@@ -8,7 +8,6 @@ the same way (``apps/recipes/vision_str_ar.yaml``), kept for the benchmark. Weig
 
 from __future__ import annotations
 
-import json
 import os
 from importlib.resources import files
 from pathlib import Path
@@ -30,19 +29,14 @@ def _builder(config: dict[str, Any]) -> nn.Module:
     return STRModel(STRConfig.from_dict(config))
 
 
-def _default_config(name: str) -> dict[str, Any]:
-    cfg = WEIGHTS_ROOT / name / "config.json"
-    return json.loads(cfg.read_text())["config"] if cfg.is_file() else {}
-
-
 def register() -> None:
     """Register the STR models with the core registry (and the ``STRModel`` architecture)."""
     import maskzoo.vision.str.model  # noqa: F401  (registers the STRModel architecture)
-    from maskzoo.core.registry import register_model
+    from maskzoo.core.registry import embedded_config, register_model
 
     for name, what in ((DEFAULT_MODEL, "MDiff4STR scene-text recognizer (SVTRv2-style encoder, masked diffusion)"),
                        (BASELINE_MODEL, "autoregressive scene-text baseline of the same size (benchmark)")):
-        register_model(name, builder=_builder, default_config=_default_config(name), weights_dir=WEIGHTS_ROOT / name,
+        register_model(name, builder=_builder, default_config=embedded_config(WEIGHTS_ROOT / name), weights_dir=WEIGHTS_ROOT / name,
                        card=WEIGHTS_ROOT / DEFAULT_MODEL / "MODEL_CARD.md", description=what,
                        tags=("vision", "scene-text"))
 
