@@ -31,17 +31,14 @@ def register(areas: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("pretrain-encoder", help="stage 0: pre-train a Whisper-shaped encoder on digit utterances")
     add_recipe_options(p, "apps/recipes/audio_fsdd_encoder.yaml")
-    add_common_options(p, seed=None, device=None)  # train.seed / train.device come from the recipe
     p.set_defaults(func=_pretrain_encoder)
 
     p = verbs.add_parser("pretrain-lm", help="the frozen text LM: answer the tasks from a text rendering of audio")
     add_recipe_options(p, "apps/recipes/audio_fsdd_lm.yaml")
-    add_common_options(p, seed=None, device=None)  # train.seed / train.device come from the recipe
     p.set_defaults(func=_pretrain_lm)
 
     p = verbs.add_parser("train", help="train adapters (DIFFA stage 1 / 2) with the encoder and LM frozen")
     add_recipe_options(p, "apps/recipes/audio_fsdd_stage1.yaml")
-    add_common_options(p, seed=None, device=None)  # train.seed / train.device come from the recipe
     p.set_defaults(func=_train)
 
     for verb, helptext in (("transcribe", "transcribe audio files (default: the embedded digit model)"),

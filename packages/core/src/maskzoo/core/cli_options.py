@@ -10,6 +10,8 @@ its default in ``--help`` and rejects a bad value at once (one line, exit status
                                --remasking --cache --threshold --factor``; ``generation_kwargs(args, block)``
 ``add_checkpoint_option``      ``--checkpoint`` (zoo name, model dir, or run dir); ``resolve_checkpoint``
 ``add_batch_size_option``      ``--batch-size``
+``add_recipe_options``         training verbs: ``--config``, ``KEY=VALUE`` overrides, ``--no-resume``, ``--threads
+                               --quiet``; ``run_recipe(args, train)`` runs the verb
 argparse types                 ``positive_int nonneg_int seed_int positive_float nonneg_float probability
                                unit_interval device_name output_path``
 =============================  ===============================================================================
@@ -411,7 +413,9 @@ def resolve_checkpoint(value: str | os.PathLike | None, *, steps_ok: bool = Fals
 
 
 def add_recipe_options(p: argparse.ArgumentParser, example: str, default: str | None = None) -> None:
-    """Options every training command shares: ``--config`` (a YAML recipe), key=value overrides, ``--no-resume``.
+    """Options every training command shares: ``--config`` (a YAML recipe), key=value overrides, ``--no-resume``,
+    and ``--threads`` / ``--quiet`` (no ``--seed`` / ``--device``: they come from the recipe's ``train.seed`` /
+    ``train.device``).
 
     Recipe key names are the same in every area: ``run_dir:`` (checkpoints, metrics, the resolved config),
     ``export:`` (where the final model is written; default ``run_dir/model``), ``model.init:`` (weights to start
@@ -424,6 +428,7 @@ def add_recipe_options(p: argparse.ArgumentParser, example: str, default: str | 
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. train.max_steps=100")
     p.add_argument("--no-resume", action="store_true",
                    help="start over even if the run directory has a checkpoint")
+    add_common_options(p, seed=None, device=None)
 
 
 def run_recipe(args: argparse.Namespace, train: Callable[..., Any], what: str = "model",

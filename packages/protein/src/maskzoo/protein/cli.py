@@ -38,7 +38,6 @@ def register(areas: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("train", help="train a DSM model from a YAML recipe")
     add_recipe_options(p, DEFAULT_RECIPE, default=DEFAULT_RECIPE)
-    add_common_options(p, seed=None, device=None)  # train.seed / train.device come from the recipe
     p.set_defaults(func=_train)
 
     # conflict_handler="resolve": protein --length also takes ranges, "natural" and fasta:PATH

@@ -37,12 +37,10 @@ def register(areas: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("train", help="train a vision-language model / adapter from a YAML recipe")
     add_recipe_options(p, "apps/recipes/vision_scenes_captioner.yaml")
-    add_common_options(p, seed=None, device=None)  # train.seed / train.device come from the recipe
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("pretrain-tower", help="stage 0: pre-train a tower on random-colour shape scenes")
     add_recipe_options(p, "apps/recipes/vision_scenes_tower.yaml")
-    add_common_options(p, seed=None, device=None)  # train.seed / train.device come from the recipe
     p.set_defaults(func=_pretrain_tower)
 
     p = verbs.add_parser("caption", help="caption images (default model: the embedded scenes captioner)")

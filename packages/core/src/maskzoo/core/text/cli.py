@@ -34,7 +34,6 @@ def register(areas: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("train", help="train a text model from a YAML recipe")
     add_recipe_options(p, "apps/recipes/text_char_shakespeare.yaml",
                        default="apps/recipes/text_char_shakespeare.yaml")
-    add_common_options(p, seed=None, device=None)  # train.seed / train.device come from the recipe
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("generate", help="generate text (default: the embedded model and its sampling settings)",

@@ -48,7 +48,6 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("train-str", help="train a scene-text recognition model from a YAML recipe")
     add_recipe_options(p, "apps/recipes/vision_str_mdiff.yaml")
-    add_common_options(p, seed=None, device=None)
     p.set_defaults(func=_train)
 
 
