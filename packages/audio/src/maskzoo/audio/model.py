@@ -26,13 +26,14 @@ from maskzoo.audio.adapters import AcousticQFormer, SemanticAdapter, WindowQForm
 from maskzoo.audio.encoders import build_encoder
 from maskzoo.audio.tokenizer import WordTokenizer
 from maskzoo.core.errors import UserError
+from maskzoo.core.sampling.model_io import LanguageModelFacts
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 
 ADAPTERS = ("soft_prompts", "acoustic", "semantic", "window")
 
 
 @dataclass
-class AudioModelConfig:
+class AudioModelConfig(LanguageModelFacts):
     """Everything that defines an audio-language model (saved in its checkpoint).
 
     ``lm``: :class:`TransformerConfig` fields; ``encoder``: ``{"family": "whisper" | "wav2vec2" | "hubert",
@@ -64,19 +65,6 @@ class AudioModelConfig:
         if "lm" not in d or "encoder" not in d:
             raise UserError("audio model config: needs 'lm' and 'encoder'")
         return cls(**d)
-
-    # facts the core samplers read through ``model.config``
-    @property
-    def mask_token_id(self) -> int:
-        return int(self.lm["mask_token_id"])
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.lm["vocab_size"])
-
-    @property
-    def max_seq_len(self) -> int:
-        return int(self.lm.get("max_seq_len", 1024))
 
 
 class AudioLanguageModel(nn.Module):

@@ -27,6 +27,7 @@ from torch import nn
 from maskzoo.core.checkpoint import transformer_param_count
 from maskzoo.core.config import validate_config
 from maskzoo.core.errors import UserError
+from maskzoo.core.sampling.model_io import LanguageModelFacts
 from maskzoo.core.transformer import DiffusionTransformer, TransformerConfig
 from maskzoo.vision import anyres
 from maskzoo.vision.anyres import AnyRes
@@ -36,7 +37,7 @@ from maskzoo.vision.towers import TowerConfig, VisionTower, set_trainable
 
 
 @dataclass
-class VisionModelConfig:
+class VisionModelConfig(LanguageModelFacts):
     """Everything that defines a vision-language model (saved as the ``config`` of its checkpoint).
 
     ``lm``: :class:`~maskzoo.core.transformer.TransformerConfig` fields; ``tower``: :class:`TowerConfig`
@@ -81,19 +82,6 @@ class VisionModelConfig:
                         param_count=transformer_param_count)
         validate_config(TowerConfig, d["tower"], "vision model config: tower", ranges={"image_size": (1, 16384)})
         return cls(**d)
-
-    # facts the core samplers read through ``model.config`` (see maskzoo.core.sampling.model_io)
-    @property
-    def mask_token_id(self) -> int:
-        return int(self.lm["mask_token_id"])
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.lm["vocab_size"])
-
-    @property
-    def max_seq_len(self) -> int:
-        return int(self.lm.get("max_seq_len", 1024))
 
 
 _LM_RANGES = {"vocab_size": (1, 1 << 24), "d_model": (1, 1 << 16), "n_layers": (1, 1024), "n_heads": (1, 1024),

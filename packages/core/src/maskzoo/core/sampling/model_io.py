@@ -28,6 +28,26 @@ from maskzoo.core.kv_cache import KVCache
 _CONTEXT_ATTRS = ("max_seq_len", "max_sequence_length", "max_position_embeddings")
 
 
+class LanguageModelFacts:
+    """Mixin for the config of a model that wraps a core language model described by a dict ``lm`` (a
+    ``TransformerConfig`` as a dict, e.g. the audio and vision models): the facts the samplers read through
+    ``model.config``."""
+
+    lm: dict
+
+    @property
+    def mask_token_id(self) -> int:
+        return int(self.lm["mask_token_id"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.lm["vocab_size"])
+
+    @property
+    def max_seq_len(self) -> int:
+        return int(self.lm.get("max_seq_len", 1024))
+
+
 def _attr(model: object, *names: str) -> object | None:
     """First non-None attribute among ``model.<name>`` and ``model.config.<name>``."""
     config = getattr(model, "config", None)
