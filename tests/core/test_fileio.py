@@ -170,6 +170,23 @@ def test_a_new_directory_appears_whole_or_not_at_all(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
+def test_staged_files_get_the_umask_mode_even_from_writers_that_create_0600(tmp_path):
+    import torch
+    from safetensors.torch import save_file  # writes its file 0600
+
+    old = os.umask(0o027)
+    try:
+        with atomic_dir(tmp_path / "model") as d:
+            save_file({"w": torch.zeros(2)}, str(d / "model.safetensors"))
+            (d / "config.json").write_text("{}")
+            fd = os.open(d / "run.sh", os.O_CREAT | os.O_WRONLY, 0o700)
+            os.close(fd)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "model").iterdir()}
+    assert modes == {"model.safetensors": 0o640, "config.json": 0o640, "run.sh": 0o750}
+
+
 def test_writing_into_an_existing_directory_replaces_only_the_files_written(tmp_path):
     target = tmp_path / "model"
     with atomic_dir(target) as d:

@@ -260,11 +260,17 @@ def _direct(path: Path, mode: str, encoding: str | None) -> Iterator[IO]:
 # ------------------------------------------------------------------------------------------- file sets
 
 
-def _fsync_tree(root: Path) -> None:
+def _settle_tree(root: Path) -> None:
+    """fsync every staged file and give it the mode ``open()`` would (``0o666 & ~umask``, ``0o777`` for an
+    executable): some writers create 0600 files (safetensors' ``save_file`` does), and a model written for a
+    group must not come out readable by its owner only."""
+    umask = _umask()
     for dirpath, _, files in os.walk(root):
         for name in files:
             p = os.path.join(dirpath, name)
             if os.path.isfile(p) and not os.path.islink(p):
+                executable = os.stat(p).st_mode & stat.S_IXUSR
+                os.chmod(p, (0o777 if executable else 0o666) & ~umask)
                 with open(p, "rb") as f:
                     os.fsync(f.fileno())
 
@@ -329,7 +335,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise _os_error(shown, e) from None
     try:
         yield stage
-        _fsync_tree(stage)
+        _settle_tree(stage)
         stage.chmod(0o777 & ~_umask())  # mkdtemp creates 0700
         moved = False
         if fresh:
