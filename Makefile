@@ -31,6 +31,9 @@ demo: install
 	$(BIN)/maskzoo audio transcribe apps/data/audio_demo/*.wav
 	$(BIN)/maskzoo audio ask apps/data/audio_demo/*.wav --question "how many digits are spoken?"
 	@echo "(reference transcripts: apps/data/audio_demo/reference_transcripts.jsonl)"
+	@echo "== maskzoo vision read-text (embedded MDiff4STR reader, one parallel step; IIIT5K crops never trained on) =="
+	$(BIN)/maskzoo vision read-text apps/data/scene_text_demo/*.png
+	@echo "(reference labels: apps/data/scene_text_demo/reference_labels.jsonl)"
 
 lint: install
 	$(BIN)/ruff check .
