@@ -98,10 +98,9 @@ def register_model(
 def embedded_config(weights_dir: str | os.PathLike) -> dict[str, Any]:
     """The ``config`` of the checkpoint in ``weights_dir`` (its ``config.json``), or ``{}`` when there is none yet
     (a package installed before its model was trained): a zoo entry's default config is its shipped model's."""
-    import json  # noqa: PLC0415
+    from maskzoo.core.checkpoint import CONFIG_FILE, read_config  # noqa: PLC0415
 
-    path = Path(weights_dir) / "config.json"
-    return json.loads(path.read_text(encoding="utf-8"))["config"] if path.is_file() else {}
+    return read_config(weights_dir)["config"] if (Path(weights_dir) / CONFIG_FILE).is_file() else {}
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

@@ -109,9 +109,9 @@ def decode_cloze(model: STRModel, memory: Tensor, steps: int = 1) -> Decoded:
     ids, conf = decode_parallel(model, memory)  # [B, L]
     b, n = ids.shape
     for _ in range(steps):
-        span = int((~after_eos(ids, a.eos_id)).sum(-1).max())  # positions to refine (up to the last EOS)
-        base = torch.where(after_eos(ids, a.eos_id), torch.full_like(ids, a.mask_id), ids)  # [B, L]
-        copies = base[:, None, :].repeat(1, span, 1)  # [B, span, L]
+        tail = after_eos(ids, a.eos_id)  # [B, L]
+        span = int((~tail).sum(-1).max())  # positions to refine (up to the last EOS)
+        copies = ids.masked_fill(tail, a.mask_id)[:, None, :].repeat(1, span, 1)  # [B, span, L]
         idx = torch.arange(span, device=ids.device)
         copies[:, idx, idx] = a.mask_id  # copy j masks position j
         mem = memory[:, None].expand(b, span, *memory.shape[1:]).reshape(b * span, *memory.shape[1:])
