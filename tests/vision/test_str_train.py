@@ -44,3 +44,34 @@ def test_bad_recipes_fail_before_training(tmp_path, override, message):
     with pytest.raises(UserError, match=message):
         train_from_recipe(RECIPES / "vision_str_mdiff.yaml", [*FAST, f"run_dir={tmp_path}/run", override])
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_model_init_copies_weights_and_refuses_another_architecture():
+    from maskzoo.vision.str.train import ModelSpec, build_model, init_weights
+
+    embedded = load_str_model("vision-str-mdiff")
+    model = build_model(ModelSpec(encoder="svtrv2-tiny", decoder="tiny", dropout=0.0, ctc_weight=0.2))
+    init_weights(model, "vision-str-mdiff")
+    got, want = model.state_dict(), embedded.state_dict()
+    assert got.keys() == want.keys() and all(got[k].equal(want[k]) for k in want)
+    with pytest.raises(UserError, match="architecture differs.*d_model"):
+        init_weights(build_model(ModelSpec(decoder="small", dropout=0.0, ctc_weight=0.2)), "vision-str-mdiff")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.init=/nonexistent/model", "nonexistent"),
+    ("model.decoder=small", "architecture differs"),
+])
+def test_bad_init_fails_before_training(tmp_path, override, message):
+    with pytest.raises(UserError, match=message):
+        train_from_recipe(RECIPES / "vision_str_mdiff_long.yaml",
+                          [*FAST, f"run_dir={tmp_path}/run", "model.init=vision-str-mdiff", override])
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_export_that_cannot_be_written_fails_before_training(tmp_path):
+    (tmp_path / "taken").write_text("not a directory")
+    with pytest.raises(UserError, match="exists and is not a directory"):
+        train_from_recipe(RECIPES / "vision_str_mdiff.yaml",
+                          [*FAST, f"run_dir={tmp_path}/run", f"export={tmp_path}/taken"])
+    assert not (tmp_path / "run").exists() and (tmp_path / "taken").read_text() == "not a directory"

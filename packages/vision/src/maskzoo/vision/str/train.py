@@ -17,6 +17,7 @@ from typing import Any
 from maskzoo.core.checkpoint import save_model
 from maskzoo.core.config import load_config, to_container
 from maskzoo.core.errors import UserError
+from maskzoo.core.fileio import check_output_dir
 from maskzoo.core.training import TrainConfig, Trainer
 from maskzoo.vision.str.data import CropStream, DataConfig
 from maskzoo.vision.str.inference import read_text
@@ -38,6 +39,9 @@ class ModelSpec:
     dropout: float = 0.1
     ctc_weight: float = 0.0
     """> 0: an auxiliary CTC head on the encoder, this weight on its loss (``maskzoo.vision.str.loss``)"""
+    init: str | None = None
+    """a zoo name or model directory whose weights start the run (same architecture); optimiser, schedule
+    and step count start fresh. A checkpoint in ``run_dir`` (resume) takes precedence."""
 
 
 @dataclass
@@ -67,6 +71,17 @@ def build_model(spec: ModelSpec) -> STRModel:
                                           dropout=spec.dropout, ctc_aux=spec.ctc_weight > 0))
 
 
+def init_weights(model: STRModel, source: str) -> None:
+    """Copy the weights of the STR model ``source`` into ``model``; the architectures must be equal."""
+    from maskzoo.vision.str.zoo import load_str_model
+
+    init = load_str_model(source)
+    if init.config != model.config:
+        diff = sorted(k for k, v in init.config.to_dict().items() if model.config.to_dict()[k] != v)
+        raise UserError(f"model.init={source}: its architecture differs from the recipe's model block ({', '.join(diff)})")
+    model.load_state_dict(init.state_dict(), strict=True)
+
+
 def make_eval_fn(val: Crops, mode: str):
     def eval_fn(model: STRModel) -> dict[str, float]:
         readings = read_text(model, [_pil(im) for im in val.images], mode="autoregressive" if model.causal else mode)
@@ -89,7 +104,11 @@ def train_from_recipe(config: str | Path, overrides: Sequence[str] = (), resume:
     recipe.noise.validate()
     if recipe.eval.val_crops < 0:
         raise UserError("eval.val_crops must be >= 0")
+    out = Path(recipe.export or Path(recipe.run_dir) / "model")
+    check_output_dir(out, "export")  # checked now, not after hours of training
     model = build_model(recipe.model)
+    if recipe.model.init:
+        init_weights(model, recipe.model.init)
     from maskzoo.vision.str.inference import check_mode
 
     check_mode(model, "autoregressive" if model.causal else recipe.eval.mode)
@@ -103,7 +122,6 @@ def train_from_recipe(config: str | Path, overrides: Sequence[str] = (), resume:
     trainer = Trainer(model, loss_fn, stream, recipe.train, eval_fn, run_dir=recipe.run_dir, resume=resume,
                       run_config=recipe)
     summary = trainer.fit()
-    out = Path(recipe.export or Path(recipe.run_dir) / "model")
     with trainer.eval_weights() as final:
         save_model(final, out, extra={"recipe": to_container(recipe), "summary": summary})
     return out
