@@ -8,6 +8,7 @@ Other areas add their own cases in their own test files (tests/<area>/).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -237,3 +238,25 @@ def test_real_command_writes_through_a_named_pipe(ws):
     assert proc.returncode == 0, err
     assert got.strip()
     assert fifo.exists() and not fifo.is_file()
+
+
+
+def _training_verbs() -> list[tuple[str, str]]:
+    """Every installed ``maskzoo AREA VERB`` that takes a ``--config`` recipe."""
+    from maskzoo.core.cli import build_parser
+
+    def sub(parser):
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    return [(area, verb) for area, ap in sub(build_parser()).items() for verb, vp in sub(ap).items()
+            if any("--config" in a.option_strings for a in vp._actions)]
+
+
+def test_every_training_verb_says_recipe_not_found(ws, capsys):
+    verbs = _training_verbs()
+    assert ("text", "train") in verbs and len(verbs) >= 2
+    before = _snapshot(ws)
+    for area, verb in verbs:
+        rc, _, err = run(capsys, area, verb, "--config", ws / "no_such_recipe.yaml")
+        assert_user_error(rc, err, "recipe not found", "no_such_recipe.yaml")
+    assert _snapshot(ws) == before

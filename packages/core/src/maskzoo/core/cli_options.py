@@ -431,6 +431,12 @@ def add_recipe_options(p: argparse.ArgumentParser, example: str, default: str | 
     add_common_options(p, seed=None, device=None)
 
 
+def require_recipe(path: str) -> None:
+    """The one error line of every training verb whose ``--config`` file is missing."""
+    if not Path(path).is_file():
+        raise UserError(f"recipe not found: {path} (run from the repository root, or pass --config FILE)")
+
+
 def run_recipe(args: argparse.Namespace, train: Callable[..., Any], what: str = "model",
                hint: str | None = None) -> int:
     """The body of every training verb: the recipe must exist, ``--quiet`` / ``--threads`` / ``--seed`` apply
@@ -438,8 +444,7 @@ def run_recipe(args: argparse.Namespace, train: Callable[..., Any], what: str = 
     where ``what`` went (``hint``: a follow-up command, ``{out}`` filled in)."""
     from maskzoo.core.progress import status
 
-    if not Path(args.config).is_file():
-        raise UserError(f"recipe not found: {args.config} (run from the repository root, or pass --config FILE)")
+    require_recipe(args.config)
     apply_common_options(args)
     overrides = [*args.overrides, *(["train.progress=false"] if getattr(args, "quiet", False) else [])]
     out = train(args.config, overrides, resume=not args.no_resume)

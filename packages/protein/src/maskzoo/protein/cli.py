@@ -22,6 +22,7 @@ from maskzoo.core.cli import (
     add_recipe_options,
     apply_common_options,
     positive_int,
+    require_recipe,
     resolve_checkpoint,
     status,
 )
@@ -128,6 +129,7 @@ def _train(args: argparse.Namespace) -> int:
     from maskzoo.core.config import load_config
     from maskzoo.protein.training import ProteinTrainRecipe, run_training
 
+    require_recipe(args.config)
     apply_common_options(args)
     overrides = [*args.overrides, *(["train.progress=false"] if args.quiet else [])]
     recipe = load_config(ProteinTrainRecipe, args.config, overrides)
