@@ -61,9 +61,10 @@ def plot(rows: list[dict], path: Path) -> Path | None:
     a.set_ylabel("word accuracy, 36 chars (%)")
     a.set_title("accuracy vs steps (held-out IIIT5K crops)")
     a.legend()
+    # a legend, not annotations: several modes sit at the same accuracy and their labels would overlap
     for r in rows:
-        b.plot(r["images_per_s"], 100 * r["word_acc_36"], "ks" if r["model"] == "ar" else "o")
-        b.annotate(r["label"], (r["images_per_s"], 100 * r["word_acc_36"]), fontsize=7)
+        b.plot(r["images_per_s"], 100 * r["word_acc_36"], "ks" if r["model"] == "ar" else "o", label=r["label"])
+    b.legend(fontsize=7, loc="lower left")
     b.set_xlabel("images / s (1 thread)")
     b.set_ylabel("word accuracy, 36 chars (%)")
     b.set_title("speed vs accuracy")
