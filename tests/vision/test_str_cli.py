@@ -44,11 +44,13 @@ def test_tab_separated_output_in_input_order(ckpt, crops, capsys):
     assert all(ln.count("\t") == 1 for ln in lines)
 
 
-@pytest.mark.parametrize("mode", ["low_confidence", "cloze", "semi_autoregressive", "autoregressive"])
-def test_jsonl_with_confidences_for_each_mode(ckpt, crops, capsys, tmp_path, mode):
+@pytest.mark.parametrize(("mode", "option"), [("low_confidence", ["--steps", "2"]), ("cloze", ["--steps", "2"]),
+                                              ("semi_autoregressive", ["--block-length", "2"]),
+                                              ("autoregressive", [])])
+def test_jsonl_with_confidences_for_each_mode(ckpt, crops, capsys, tmp_path, mode, option):
     out = tmp_path / "out.jsonl"
     rc = main(["vision", "read-text", *map(str, crops), "--checkpoint", str(ckpt), "--jsonl", "--mode", mode,
-               "--steps", "2", "--batch-size", "2", "--out", str(out)])
+               *option, "--batch-size", "2", "--out", str(out)])
     assert rc == 0 and capsys.readouterr().out == ""
     rows = [json.loads(ln) for ln in out.read_text().splitlines()]
     assert [r["image"] for r in rows] == [str(p) for p in crops]
@@ -81,6 +83,7 @@ def test_bad_inputs_exit_2_with_one_line_and_no_output_file(ckpt, crops, tmp_pat
     (["--steps", "0"], "--steps"),
     (["--mode", "beam"], "invalid choice"),
     (["--checkpoint", "no-such-model"], "no-such-model"),
+    (["--mode", "parallel", "--steps", "3"], "steps does not apply to mode 'parallel'"),
 ])
 def test_option_and_path_mistakes(crops, capsys, args, needle):
     argv = ["vision", "read-text", *(args if args[0] == "missing.png" else [str(crops[0]), *args])]

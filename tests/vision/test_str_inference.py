@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from maskzoo.core.errors import UserError
@@ -178,7 +180,42 @@ def test_read_text_rejects_bad_options(tiny):
         read_text(tiny, _crops(), mode="beam")
     with pytest.raises(UserError):
         read_text(tiny, _crops(), mode="low_confidence", steps=0)
+    with pytest.raises(UserError, match="steps does not apply to mode 'parallel'"):
+        read_text(tiny, _crops(), mode="parallel", steps=3)
+    with pytest.raises(UserError, match="block_length does not apply"):
+        read_text(tiny, _crops(), mode="low_confidence", block_length=2)
     ar = STRModel(STRConfig.from_preset("tiny", encoder="svtrv2-tiny", causal=True)).eval()
     with pytest.raises(UserError, match="autoregressive"):
         read_text(ar, _crops(), mode="parallel")
     assert len(read_text(ar, _crops(), mode="autoregressive")) == 3
+    with pytest.raises(UserError, match="steps does not apply"):
+        read_text(ar, _crops(), mode="autoregressive", steps=2)
+
+
+_option = st.one_of(st.none(), st.integers(-3, 30), st.booleans(), st.floats(-2, 5), st.text(max_size=3))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mode=st.one_of(st.sampled_from(list(MODES)), st.text(max_size=8)), steps=_option, block_length=_option,
+       batch_size=_option)
+def test_read_text_options_either_read_every_crop_or_say_one_user_error(tiny, mode, steps, block_length, batch_size):
+    """Any combination of options: a valid one reads every crop (text within the length limit, confidences in
+    (0, 1]); any other raises UserError, never a TypeError or an IndexError from deep inside a decoder."""
+    crops = _crops()[:2]
+    kwargs = {"mode": mode, "steps": steps, "block_length": block_length}
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    option = MODES[mode][1] if mode in MODES else None
+    valid = (mode in MODES
+             and all(v is None or (k == option and type(v) is int and v >= 1)
+                     for k, v in (("steps", steps), ("block_length", block_length)))
+             and (batch_size is None or (type(batch_size) is int and batch_size >= 1)))
+    if not valid:
+        with pytest.raises(UserError):
+            read_text(tiny, crops, **kwargs)
+        return
+    readings = read_text(tiny, crops, **kwargs)
+    assert len(readings) == 2
+    for r in readings:
+        assert len(r.text) <= 25 and len(r.char_confidences) == len(r.text)
+        assert all(0 < c <= 1 for c in r.char_confidences)

@@ -38,9 +38,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
     add_checkpoint_option(p, what="the embedded vision-str-mdiff")
     p.add_argument("--mode", default="parallel", choices=MODE_NAMES, help="inference mode (default: %(default)s)")
     p.add_argument("--steps", type=positive_int, default=None, metavar="N",
-                   help="low_confidence steps (default 3) or cloze rounds (default 1)")
+                   help="low_confidence steps (default 3) or cloze rounds (default 1); other modes refuse it")
     p.add_argument("--block-length", type=positive_int, default=None, metavar="N",
-                   help="semi_autoregressive block length (default 4)")
+                   help="semi_autoregressive block length (default 4); other modes refuse it")
     add_batch_size_option(p, 64)
     add_output_options(p, what="readings (path<TAB>text lines; --jsonl adds per-character confidences)")
     add_common_options(p)
@@ -68,7 +68,7 @@ def expand_images(items: list[str]) -> list[Path]:
 
 def _read_text(args: argparse.Namespace) -> int:
     from maskzoo.vision.str.images import load_crop
-    from maskzoo.vision.str.inference import check_mode, read_text
+    from maskzoo.vision.str.inference import check_mode, check_options, read_text
     from maskzoo.vision.str.zoo import load_str_model
 
     device = apply_common_options(args)
@@ -76,6 +76,7 @@ def _read_text(args: argparse.Namespace) -> int:
     images = [load_crop(p) for p in paths]  # every image is checked before any work
     model = load_str_model(resolve_checkpoint(args.checkpoint), device=device)
     check_mode(model, args.mode)
+    check_options(model, args.mode, {"steps": args.steps, "block_length": args.block_length})
     readings = []
     bs = args.batch_size
     for lo in progress(range(0, len(images), bs), total=-(-len(images) // bs), desc="reading", unit="batch"):

@@ -168,6 +168,28 @@ def check_mode(model: STRModel, mode: str) -> None:
         raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_options(model: STRModel, mode: str, options: dict[str, int | None]) -> None:
+    """Each given option must be a positive integer and one that ``mode`` reads: an option the mode would ignore
+    (``steps`` with ``parallel``) is a mistake worth one clear line, not a silent no-op."""
+    used = None if model.causal else MODES[mode][1]
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name != used:
+            raise UserError(f"{name} does not apply to mode {mode!r}"
+                            + (f" (it sets {_option_owner(name)})" if _option_owner(name) else ""))
+        if not _is_int(value) or value < 1:
+            raise UserError(f"{name} must be an integer >= 1, not {value!r}")
+
+
+def _option_owner(name: str) -> str:
+    return " and ".join(m for m, (_, option) in MODES.items() if option == name)
+
+
 def _decode(model: STRModel, memory: Tensor, mode: str, options: dict[str, int | None]) -> Decoded:
     if model.causal:
         return decode_causal(model, memory)
@@ -188,12 +210,9 @@ def read_text(model: STRModel, images: Sequence[Image.Image] | Tensor, mode: str
     or a prepared batch ``[B, C, H, W]``. ``steps``: low_confidence steps (default 3) or cloze rounds
     (default 1); ``block_length``: semi_autoregressive block (default 4)."""
     check_mode(model, mode)
-    if steps is not None and steps < 1:
-        raise UserError("steps must be >= 1")
-    if block_length is not None and block_length < 1:
-        raise UserError("block_length must be >= 1")
-    if batch_size < 1:
-        raise UserError("batch size must be >= 1")
+    check_options(model, mode, {"steps": steps, "block_length": block_length})
+    if not _is_int(batch_size) or batch_size < 1:
+        raise UserError(f"batch size must be an integer >= 1, not {batch_size!r}")
     model.eval()
     device = next(model.parameters()).device
     out: list[Reading] = []
