@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from maskzoo.core.errors import UserError
 from maskzoo.vision.str.noise import (
@@ -123,6 +127,29 @@ def test_mix_validation():
         NoiseMix(full=0, left_to_right=0, right_to_left=0, block=0, cloze=0, random=0).validate()
     with pytest.raises(UserError):
         NoiseMix(replace_weight=-1).validate()
+
+
+_weight = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 5))
+
+
+@settings(max_examples=200, deadline=None)
+@given(ws=st.lists(_weight, min_size=6, max_size=6), replace=_weight)
+def test_mix_either_validates_and_samples_or_says_one_user_error(ws, replace):
+    """Any weights: valid ones (finite, >= 0, positive sum) sample only strategies of positive weight; anything
+    else (NaN, inf, negative, all zero) is refused by validate(), before training starts."""
+    mix = NoiseMix(**dict(zip(STRATEGIES, ws)), replace_weight=replace)
+    w = [float(v) for v in ws]
+    valid = (all(math.isfinite(v) and v >= 0 for v in w) and sum(w) > 0
+             and math.isfinite(float(replace)) and replace >= 0)
+    if not valid:
+        with pytest.raises(UserError):
+            mix.validate()
+        return
+    mix.validate()
+    sizes, g = _sizes(64)
+    mask, p, choice = mix.sample(sizes, L, g)
+    assert all(w[k] > 0 for k in set(choice.tolist()))
+    assert not (mask & ~_valid(sizes)).any() and (mask.sum(-1) >= 1).all()
 
 
 def test_noisy_input_and_replacement_noise():

@@ -21,6 +21,7 @@ predictions, so wrong predictions become non-mask noise that the model learns to
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -122,15 +123,17 @@ class NoiseMix:
     replace_weight: float = 1.0
 
     def weights(self) -> Tensor:
-        w = torch.tensor([float(getattr(self, k)) for k in STRATEGIES])  # [6]
-        return w
+        """The six weights scaled by their maximum (so any finite weights, however large, stay finite) [6]."""
+        w = [float(getattr(self, k)) for k in STRATEGIES]
+        top = max(w)
+        return torch.tensor([v / top for v in w] if top > 0 else w, dtype=torch.float64)  # [6]
 
     def validate(self) -> None:
-        w = self.weights()
-        if (w < 0).any() or w.sum() <= 0:
-            raise UserError("noise: strategy weights must be >= 0 with a positive sum")
-        if self.replace_weight < 0:
-            raise UserError("noise: replace_weight must be >= 0")
+        w = [float(getattr(self, k)) for k in STRATEGIES]
+        if not all(math.isfinite(v) and v >= 0 for v in w) or max(w) <= 0:
+            raise UserError("noise: strategy weights must be finite and >= 0 with a positive sum")
+        if not math.isfinite(self.replace_weight) or self.replace_weight < 0:
+            raise UserError("noise: replace_weight must be finite and >= 0")
 
     def sample(self, sizes: Tensor, seq_len: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Draw a strategy per row; returns ``(is_masked [B, L], p [B], strategy index [B])``."""
