@@ -3,14 +3,15 @@ baseline of the same size trained the same way, side by side in one run, on the 
 
     python bench/bench_str.py [--mdiff NAME|DIR] [--ar NAME|DIR] [--crops 300] [--synthetic 300]
                               [--batch-size 64] [--steps 1 2 3 4 6] [--rounds 3] [--threads 1] [--no-plot]
+                              [--results bench/results]
 
 Each configuration reads the same crops (already decoded and resized in memory: model + decoding only).
 Accuracy is also measured on ``--synthetic`` held-out synthetic crops (renderer seed 999, never a training
 image; words from the same corpus as training), an easier in-distribution set.
 Timing: ``--rounds`` interleaved passes over all configurations after a warm-up batch; the fastest pass of
 each is reported (the machine is shared, so the minimum is the least disturbed measurement), and speed
-ratios are taken against the autoregressive baseline measured in the same run. Writes
-``bench/results/str.json`` and ``bench/results/str_accuracy_vs_steps.png``.
+ratios are taken against the autoregressive baseline measured in the same run. Writes ``str.json`` and
+``str_accuracy_vs_steps.png`` to ``--results`` (default ``bench/results``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder for str.json and the plot")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     models = {"mdiff": load_str_model(args.mdiff), "ar": load_str_model(args.ar)}
@@ -131,15 +133,15 @@ def main() -> None:
         print(f"{r['label']:32s} {100 * r['word_acc_36']:6.1f} {100 * r['word_acc_94']:6.1f} "
               f"{r['one_minus_ned']:6.3f} {r['images_per_s']:7.1f} {r['speed_vs_ar']:6.2f}x"
               f" | {'':9s} {100 * sy['word_acc_36']:6.1f} {sy['one_minus_ned']:6.3f}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     out = {"machine": platform.platform(), "processor": platform.processor(), "threads": args.threads,
            "crops": n, "synthetic_crops": len(pairs), "batch_size": args.batch_size, "rounds": args.rounds, "mdiff": str(args.mdiff),
            "ar": str(args.ar), "rows": rows}
-    with atomic_open(RESULTS / "str.json", "w") as f:
+    with atomic_open(args.results / "str.json", "w") as f:
         json.dump(out, f, indent=1)
-    if not args.no_plot and (p := plot(rows, RESULTS / "str_accuracy_vs_steps.png")):
+    if not args.no_plot and (p := plot(rows, args.results / "str_accuracy_vs_steps.png")):
         print(f"wrote {p}")
-    print(f"wrote {RESULTS / 'str.json'}")
+    print(f"wrote {args.results / 'str.json'}")
 
 
 if __name__ == "__main__":
