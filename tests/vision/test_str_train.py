@@ -33,6 +33,18 @@ def test_recipe_trains_exports_and_reads(tmp_path, recipe, causal):
     assert len(got) == 1
 
 
+@pytest.mark.parametrize("recipe, init", [("vision_str_mdiff_long.yaml", "vision-str-mdiff"),
+                                          ("vision_str_ar_long.yaml", "vision-str-ar")])
+def test_stage2_recipes_continue_from_their_stage1_model(tmp_path, recipe, init):
+    """The stage-2 recipes name stage 1's run folder; here the embedded model of the same architecture stands in."""
+    import yaml
+
+    assert yaml.safe_load((RECIPES / recipe).read_text())["model"]["init"].startswith("runs/")
+    out = train_from_recipe(RECIPES / recipe, [*FAST, f"model.init={init}", f"run_dir={tmp_path}/run",
+                                               f"export={tmp_path}/model"], resume=False)
+    assert load_str_model(out).causal is load_str_model(init).causal
+
+
 @pytest.mark.parametrize("override, message", [
     ("noise.full=-1", "weights"),
     ("data.p_real=2", "p_real"),
