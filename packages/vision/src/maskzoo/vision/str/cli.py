@@ -68,14 +68,13 @@ def expand_images(items: list[str]) -> list[Path]:
 
 def _read_text(args: argparse.Namespace) -> int:
     from maskzoo.vision.str.images import load_crop
-    from maskzoo.vision.str.inference import check_mode, check_options, read_text
+    from maskzoo.vision.str.inference import check_options, read_text
     from maskzoo.vision.str.zoo import load_str_model
 
     device = apply_common_options(args)
     paths = expand_images(args.images)
     images = [load_crop(p) for p in paths]  # every image is checked before any work
     model = load_str_model(resolve_checkpoint(args.checkpoint), device=device)
-    check_mode(model, args.mode)
     check_options(model, args.mode, {"steps": args.steps, "block_length": args.block_length})
     readings = []
     bs = args.batch_size

@@ -173,8 +173,10 @@ def _is_int(v: object) -> bool:
 
 
 def check_options(model: STRModel, mode: str, options: dict[str, int | None]) -> None:
-    """Each given option must be a positive integer and one that ``mode`` reads: an option the mode would ignore
-    (``steps`` with ``parallel``) is a mistake worth one clear line, not a silent no-op."""
+    """``mode`` must apply to the model (:func:`check_mode`); each given option must be a positive integer and one
+    that ``mode`` reads: an option the mode would ignore (``steps`` with ``parallel``) is a mistake worth one
+    clear line, not a silent no-op."""
+    check_mode(model, mode)
     used = None if model.causal else MODES[mode][1]
     for name, value in options.items():
         if value is None:
@@ -209,7 +211,6 @@ def read_text(model: STRModel, images: Sequence[Image.Image] | Tensor, mode: str
     """Read the word in each crop. ``images``: PIL images (any size; resized / padded to the model's input)
     or a prepared batch ``[B, C, H, W]``. ``steps``: low_confidence steps (default 3) or cloze rounds
     (default 1); ``block_length``: semi_autoregressive block (default 4)."""
-    check_mode(model, mode)
     check_options(model, mode, {"steps": steps, "block_length": block_length})
     if not _is_int(batch_size) or batch_size < 1:
         raise UserError(f"batch size must be an integer >= 1, not {batch_size!r}")

@@ -122,14 +122,17 @@ class NoiseMix:
     random: float = 1.0
     replace_weight: float = 1.0
 
+    def _raw(self) -> list[float]:
+        return [float(getattr(self, k)) for k in STRATEGIES]
+
     def weights(self) -> Tensor:
         """The six weights scaled by their maximum (so any finite weights, however large, stay finite) [6]."""
-        w = [float(getattr(self, k)) for k in STRATEGIES]
+        w = self._raw()
         top = max(w)
         return torch.tensor([v / top for v in w] if top > 0 else w, dtype=torch.float64)  # [6]
 
     def validate(self) -> None:
-        w = [float(getattr(self, k)) for k in STRATEGIES]
+        w = self._raw()
         if not all(math.isfinite(v) and v >= 0 for v in w) or max(w) <= 0:
             raise UserError("noise: strategy weights must be finite and >= 0 with a positive sum")
         if not math.isfinite(self.replace_weight) or self.replace_weight < 0:
