@@ -4,6 +4,7 @@ real model checks ``read_text`` end to end (every mode, batch invariance, confid
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -180,15 +181,18 @@ def test_read_text_rejects_bad_options(tiny):
         read_text(tiny, _crops(), mode="beam")
     with pytest.raises(UserError):
         read_text(tiny, _crops(), mode="low_confidence", steps=0)
-    with pytest.raises(UserError, match="steps does not apply to mode 'parallel'"):
-        read_text(tiny, _crops(), mode="parallel", steps=3)
-    with pytest.raises(UserError, match="block_length does not apply"):
+    with pytest.warns(UserWarning, match="steps does not apply to mode 'parallel'.*ignored"):
+        ignored = read_text(tiny, _crops(), mode="parallel", steps=3)
+    assert [r.text for r in ignored] == [r.text for r in read_text(tiny, _crops(), mode="parallel")]
+    with pytest.warns(UserWarning, match="block_length does not apply"):
         read_text(tiny, _crops(), mode="low_confidence", block_length=2)
+    with pytest.raises(UserError, match="integer"):
+        read_text(tiny, _crops(), mode="parallel", steps=2.5)
     ar = STRModel(STRConfig.from_preset("tiny", encoder="svtrv2-tiny", causal=True)).eval()
     with pytest.raises(UserError, match="autoregressive"):
         read_text(ar, _crops(), mode="parallel")
     assert len(read_text(ar, _crops(), mode="autoregressive")) == 3
-    with pytest.raises(UserError, match="steps does not apply"):
+    with pytest.warns(UserWarning, match="steps does not apply"):
         read_text(ar, _crops(), mode="autoregressive", steps=2)
 
 
@@ -199,22 +203,25 @@ _option = st.one_of(st.none(), st.integers(-3, 30), st.booleans(), st.floats(-2,
 @given(mode=st.one_of(st.sampled_from(list(MODES)), st.text(max_size=8)), steps=_option, block_length=_option,
        batch_size=_option)
 def test_read_text_options_either_read_every_crop_or_say_one_user_error(tiny, mode, steps, block_length, batch_size):
-    """Any combination of options: a valid one reads every crop (text within the length limit, confidences in
-    (0, 1]); any other raises UserError, never a TypeError or an IndexError from deep inside a decoder."""
+    """Any combination of options: valid values read every crop (text within the length limit, confidences in
+    (0, 1]), with a UserWarning for an option the mode does not read; any other raises UserError, never a
+    TypeError or an IndexError from deep inside a decoder."""
     crops = _crops()[:2]
     kwargs = {"mode": mode, "steps": steps, "block_length": block_length}
     if batch_size is not None:
         kwargs["batch_size"] = batch_size
     option = MODES[mode][1] if mode in MODES else None
-    valid = (mode in MODES
-             and all(v is None or (k == option and type(v) is int and v >= 1)
-                     for k, v in (("steps", steps), ("block_length", block_length)))
+    given = {k: v for k, v in (("steps", steps), ("block_length", block_length)) if v is not None}
+    valid = (mode in MODES and all(type(v) is int and v >= 1 for v in given.values())
              and (batch_size is None or (type(batch_size) is int and batch_size >= 1)))
     if not valid:
         with pytest.raises(UserError):
             read_text(tiny, crops, **kwargs)
         return
-    readings = read_text(tiny, crops, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        readings = read_text(tiny, crops, **kwargs)
+    assert sorted(str(w.message).split()[0] for w in caught) == sorted(k for k in given if k != option)
     assert len(readings) == 2
     for r in readings:
         assert len(r.text) <= 25 and len(r.char_confidences) == len(r.text)

@@ -75,7 +75,8 @@ def _read_text(args: argparse.Namespace) -> int:
     paths = expand_images(args.images)
     images = [load_crop(p) for p in paths]  # every image is checked before any work
     model = load_str_model(resolve_checkpoint(args.checkpoint), device=device)
-    check_options(model, args.mode, {"steps": args.steps, "block_length": args.block_length})
+    if ignored := check_options(model, args.mode, {"steps": args.steps, "block_length": args.block_length}):
+        raise UserError(ignored[0])
     readings = []
     bs = args.batch_size
     for lo in progress(range(0, len(images), bs), total=-(-len(images) // bs), desc="reading", unit="batch"):

@@ -18,6 +18,7 @@ The autoregressive baseline (``model.causal``) decodes left to right with its ca
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -172,20 +173,23 @@ def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def check_options(model: STRModel, mode: str, options: dict[str, int | None]) -> None:
-    """``mode`` must apply to the model (:func:`check_mode`); each given option must be a positive integer and one
-    that ``mode`` reads: an option the mode would ignore (``steps`` with ``parallel``) is a mistake worth one
-    clear line, not a silent no-op."""
+def check_options(model: STRModel, mode: str, options: dict[str, int | None]) -> list[str]:
+    """Raise :class:`UserError` unless ``mode`` applies to the model (:func:`check_mode`) and each given option is
+    a positive integer. Returns one message per given option that ``mode`` does not read (``steps`` with
+    ``parallel``): the command line refuses them, :func:`read_text` warns and ignores them, so code that passes
+    one ``steps`` to every mode keeps working."""
     check_mode(model, mode)
     used = None if model.causal else MODES[mode][1]
+    ignored = []
     for name, value in options.items():
         if value is None:
             continue
-        if name != used:
-            raise UserError(f"{name} does not apply to mode {mode!r}"
-                            + (f" (it sets {_option_owner(name)})" if _option_owner(name) else ""))
         if not _is_int(value) or value < 1:
             raise UserError(f"{name} must be an integer >= 1, not {value!r}")
+        if name != used:
+            owner = _option_owner(name)
+            ignored.append(f"{name} does not apply to mode {mode!r}" + (f" (it sets {owner})" if owner else ""))
+    return ignored
 
 
 def _option_owner(name: str) -> str:
@@ -210,8 +214,10 @@ def read_text(model: STRModel, images: Sequence[Image.Image] | Tensor, mode: str
               steps: int | None = None, block_length: int | None = None, batch_size: int = 64) -> list[Reading]:
     """Read the word in each crop. ``images``: PIL images (any size; resized / padded to the model's input)
     or a prepared batch ``[B, C, H, W]``. ``steps``: low_confidence steps (default 3) or cloze rounds
-    (default 1); ``block_length``: semi_autoregressive block (default 4)."""
-    check_options(model, mode, {"steps": steps, "block_length": block_length})
+    (default 1); ``block_length``: semi_autoregressive block (default 4). An option the mode does not read is
+    ignored with a ``UserWarning``."""
+    for message in check_options(model, mode, {"steps": steps, "block_length": block_length}):
+        warnings.warn(f"{message}; ignored", UserWarning, stacklevel=3)  # past torch.no_grad
     if not _is_int(batch_size) or batch_size < 1:
         raise UserError(f"batch size must be an integer >= 1, not {batch_size!r}")
     model.eval()
