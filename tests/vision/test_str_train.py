@@ -66,6 +66,9 @@ def test_model_init_copies_weights_and_refuses_another_architecture():
     init_weights(model, "vision-str-mdiff")
     got, want = model.state_dict(), embedded.state_dict()
     assert got.keys() == want.keys() and all(got[k].equal(want[k]) for k in want)
+    regularised = build_model(ModelSpec(encoder="svtrv2-tiny", decoder="tiny", dropout=0.1, ctc_weight=0.2))
+    init_weights(regularised, "vision-str-mdiff")  # dropout is not architecture
+    assert regularised.config.dropout == 0.1 and all(regularised.state_dict()[k].equal(want[k]) for k in want)
     with pytest.raises(UserError, match="architecture differs.*d_model"):
         init_weights(build_model(ModelSpec(decoder="small", dropout=0.0, ctc_weight=0.2)), "vision-str-mdiff")
 

@@ -72,12 +72,14 @@ def build_model(spec: ModelSpec) -> STRModel:
 
 
 def init_weights(model: STRModel, source: str) -> None:
-    """Copy the weights of the STR model ``source`` into ``model``; the architectures must be equal."""
+    """Copy the weights of the STR model ``source`` into ``model``; the architectures must be equal. Dropout is
+    a training setting, not architecture: a run may fine-tune with a different rate."""
     from maskzoo.vision.str.zoo import load_str_model
 
     init = load_str_model(source)
-    if init.config != model.config:
-        diff = sorted(k for k, v in init.config.to_dict().items() if model.config.to_dict()[k] != v)
+    ours, theirs = model.config.to_dict(), init.config.to_dict()
+    diff = sorted(k for k, v in theirs.items() if ours[k] != v and k != "dropout")
+    if diff:
         raise UserError(f"model.init={source}: its architecture differs from the recipe's model block ({', '.join(diff)})")
     model.load_state_dict(init.state_dict(), strict=True)
 
