@@ -34,6 +34,7 @@ def test_recipe_trains_exports_and_reads(tmp_path, recipe, causal):
 
 
 @pytest.mark.parametrize("recipe, init", [("vision_str_mdiff_long.yaml", "vision-str-mdiff"),
+                                          ("vision_str_mdiff_stage3.yaml", "vision-str-mdiff"),
                                           ("vision_str_ar_long.yaml", "vision-str-ar")])
 def test_stage2_recipes_continue_from_their_stage1_model(tmp_path, recipe, init):
     """The stage-2 recipes name stage 1's run folder; here the embedded model of the same architecture stands in."""
