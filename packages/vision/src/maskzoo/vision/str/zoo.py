@@ -3,8 +3,8 @@
 ``vision-str-mdiff``: the embedded default of ``maskzoo vision read-text``, trained by
 ``apps/recipes/vision_str_mdiff.yaml``, ``vision_str_mdiff_long.yaml`` and ``vision_str_mdiff_stage3.yaml``;
 ``vision-str-ar``: the autoregressive baseline of the same size trained the same way
-(``apps/recipes/vision_str_ar.yaml`` then ``vision_str_ar_long.yaml``), kept for the benchmark. Weights and MODEL_CARD.md ship in
-``maskzoo/vision/str/weights/<name>``.
+(``apps/recipes/vision_str_ar.yaml`` then ``vision_str_ar_long.yaml``), kept for the benchmark. Weights and
+MODEL_CARD.md ship in ``maskzoo/vision/str/weights/<name>``.
 """
 
 from __future__ import annotations
